@@ -1,0 +1,97 @@
+"""The ``dreamsampler`` command: a LightningCLI (fit / validate / predict) over the task classes.
+
+Every run lives in ``trainer.default_root_dir`` (the run directory): TensorBoard logs, ``config.yaml``,
+``checkpoints/last.ckpt`` (so ``--ckpt_path last`` resumes), and the result PNGs.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from .callbacks import ExportResults, LogTrajectory
+from .errors import InputError
+from .tasks import DreamSamplerTask
+
+
+
+def check_checkpoint(path: Path) -> None:
+    """Refuse a checkpoint that is not a readable Lightning checkpoint, before anything runs."""
+    if not path.is_file():
+        raise InputError(f"--ckpt_path {str(path)!r} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several kinds for truncated/garbage files
+        raise InputError(f"--ckpt_path {str(path)!r} is not a readable checkpoint: corrupt, truncated or not "
+                         f"written by dreamsampler (safe torch.load(weights_only=True) failed with "
+                         f"{type(err).__name__}); nothing was overwritten") from err
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise InputError(f"--ckpt_path {str(path)!r} is not a Lightning checkpoint (no 'state_dict' key)")
+
+
+class DreamSamplerCLI(LightningCLI):
+    """LightningCLI with the run-directory conventions (logger, checkpoints, exports) filled in."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})   # resuming re-runs in the same directory
+        kwargs.setdefault("trainer_defaults", {"max_epochs": 1, "log_every_n_steps": 1,
+                                               "default_root_dir": "runs/default"})
+        super().__init__(DreamSamplerTask, *args, subclass_mode_model=True, auto_configure_optimizers=False,
+                         **kwargs)
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument("--checkpoint_every", type=int, default=10,
+                            help="write <run dir>/checkpoints/last.ckpt every this many steps (psi is small)")
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Trainer:
+        root = Path(config.get("default_root_dir") or "runs/default")
+        if config.get("logger") in (None, True):
+            config["logger"] = TensorBoardLogger(save_dir=str(root), name="", version="")
+        every = int(self.config[self.subcommand].get("checkpoint_every") or 10) if self.subcommand else 10
+        user_cbs = list(config.get("callbacks") or []) + list(callbacks)
+        if config.get("enable_checkpointing", True) is not False and not any(
+                isinstance(c, ModelCheckpoint) for c in user_cbs):
+            callbacks.append(ModelCheckpoint(dirpath=root / "checkpoints", save_last=True, save_top_k=0,
+                                             every_n_train_steps=every, save_on_train_epoch_end=True))
+        callbacks += [ExportResults(), LogTrajectory()]
+        return super()._instantiate_trainer(config, callbacks)
+
+    def _parse_ckpt_path(self) -> None:
+        """Validate an explicit ``--ckpt_path`` file before LightningCLI reads hyperparameters from it."""
+        sub = self.config.get("subcommand")
+        ckpt = self.config[sub].get("ckpt_path") if sub else None
+        if ckpt not in (None, "last", "best", "hpc", "registry"):
+            check_checkpoint(Path(ckpt))
+        super()._parse_ckpt_path()
+
+    def before_fit(self) -> None:
+        ckpt = self.config[self.subcommand].get("ckpt_path")
+        if ckpt == "last":
+            for cb in self.trainer.checkpoint_callbacks:
+                last = Path(cb.dirpath or "") / "last.ckpt"
+                if last.exists():
+                    check_checkpoint(last)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console entry point: ``dreamsampler fit -c configs/edit/demo.yaml``."""
+    try:
+        DreamSamplerCLI(args=args)
+    except Exception as err:  # jsonargparse wraps errors raised while instantiating classes: find ours
+        cause: BaseException | None = err
+        while cause is not None and not isinstance(cause, InputError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        sys.exit(f"dreamsampler: error: {cause}")
+
+
+if __name__ == "__main__":
+    main()

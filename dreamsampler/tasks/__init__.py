@@ -1,0 +1,6 @@
+"""Thin LightningModules, one per application."""
+
+from .base import DreamSamplerTask, Prediction
+from .edit import EditTask, Region
+
+__all__ = ["DreamSamplerTask", "EditTask", "Prediction", "Region"]

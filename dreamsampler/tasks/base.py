@@ -1,0 +1,163 @@
+"""DreamSampler as a LightningModule (Alg. 2): psi are the only parameters, the schedule is the dataloader.
+
+Each training step is one reverse step t → t⁻:
+  1. ``z_t = renoise(E(g(psi)), eps_tilde, alpha_bar_t)``                       eq. (12)
+  2. ``eps_hat`` (and the renoising noise) from the frozen backbone           subclass: ``predict``
+  3. one optimizer step on ``||E(g(psi)) - z0_hat||^2 + lambda R``           eqs. (13)-(14)
+  4. ``eps_tilde <- eta_noise(eps_renoise, noise(seed, step))``              eq. (5), inside ``optimizer_step``
+State that must survive a restart (psi, eps_tilde, whether the start was initialised) is parameters or
+persistent buffers; the frozen backbone is a plain attribute and never reaches ``state_dict``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from ..core import eta_noise, renoise, z0_hat
+from ..guidance import Backbone
+from ..guidance.backbone import DType
+from ..schedule import ReverseSchedule, ddim_timesteps
+from ..schedule.timesteps import Spacing
+from ..seeding import randn
+from ..errors import InputError
+
+
+@dataclass
+class Prediction:
+    """What a task's ``predict`` returns for one reverse step."""
+
+    eps_hat: Tensor          #: the guided estimate that defines the proximal target z0_hat
+    eps_renoise: Tensor      #: the noise carried to the next step (Alg. 3: the unconditional one)
+
+
+class DreamSamplerTask(L.LightningModule):
+    """Base task: a generator ``g`` (an ``nn.Module`` holding psi) driven through a reverse DDIM schedule.
+
+    Args:
+        backbone: frozen model source: ``"shapes"`` (shipped prior), ``"tiny"``, ``"sd15-random"``, a hub id,
+            a diffusers folder or a ``.safetensors`` file.
+        backbone_dtype: dtype of the frozen networks (``fp32``, ``fp16``, ``bf16``).
+        nfe: number of reverse steps (= UNet evaluations per prompt batch).
+        spacing: DDIM timestep spacing, as diffusers' ``timestep_spacing``.
+        t_range: optional ``[t_min, t_max]`` kept from the schedule.
+        eta: stochasticity of eq. (5); 0 is deterministic (Alg. 3).
+        seed: run seed; step noise comes from generators seeded by ``(seed, step)``.
+        lr: step size zeta of the proximal update; 0.5 makes one SGD step on the summed squared error land
+            exactly on the minimiser of ``||psi - z0_hat||^2`` (design/algorithms.md).
+        trajectory_every: store the decoded z0_hat every this many steps for the TensorBoard callback (0: never).
+    """
+
+    def __init__(self, backbone: str = "shapes", backbone_dtype: DType = "fp32", nfe: int = 50,
+                 spacing: Spacing = "leading", t_range: tuple[int, int] | None = None, eta: float = 0.0,
+                 seed: int = 0, lr: float = 0.5, trajectory_every: int = 10) -> None:
+        super().__init__()
+        if not isinstance(nfe, int) or isinstance(nfe, bool) or nfe <= 0:
+            raise InputError(f"nfe must be a positive integer, got {nfe!r}")
+        Backbone.check_source(backbone, backbone_dtype)
+        if eta < 0:
+            raise InputError(f"eta must be >= 0, got {eta}")
+        self.backbone_source, self.backbone_dtype = backbone, backbone_dtype
+        self.nfe, self.spacing, self.t_range, self.eta, self.seed, self.lr = nfe, spacing, t_range, eta, seed, lr
+        self.trajectory_every = trajectory_every
+        self.guidance: Backbone | None = None     # plain attribute: never a registered submodule
+        self.generator: nn.Module | None = None
+        self.register_buffer("initialized", torch.tensor(False))
+        self._pending_eps: Tensor | None = None
+        self.last_z0_hat: Tensor | None = None
+
+    # ------------------------------------------------------------------ hooks for subclasses
+    def build_generator(self) -> nn.Module:
+        """Return the generator module holding psi (shapes may depend on ``self.guidance``)."""
+        raise NotImplementedError
+
+    def initial_state(self) -> tuple[Tensor, Tensor]:
+        """Return ``(psi0, eps_tilde0)`` for a fresh run (e.g. from DDIM inversion)."""
+        raise NotImplementedError
+
+    def predict(self, z_t: Tensor, batch: dict) -> Prediction:
+        """The frozen model's estimates at ``z_t`` for this step (no gradient through the UNet)."""
+        raise NotImplementedError
+
+    def regularizer(self, g_out: Tensor, batch: dict) -> Tensor | None:
+        """lambda·R(g(psi)) of eq. (13); None for the plain proximal step."""
+        return None
+
+    # ------------------------------------------------------------------ shared machinery
+    def load_guidance(self) -> Backbone:
+        if self.guidance is None:
+            self.guidance = Backbone.load(self.backbone_source, dtype=self.backbone_dtype, device=self.device)
+        return self.guidance
+
+    def setup(self, stage: str) -> None:
+        bb = self.load_guidance()
+        bb.to(self.device)
+        if self.generator is None:
+            self.generator = self.build_generator().to(self.device)
+            latent = self.encode_generated(self.generator()).detach()
+            self.register_buffer("eps_tilde", torch.zeros_like(latent))
+        self.timesteps = ddim_timesteps(self.nfe, bb.num_train_timesteps, self.spacing,
+                                        t_range=tuple(self.t_range) if self.t_range else None)
+
+    def encode_generated(self, g_out: Tensor) -> Tensor:
+        """E(g(psi)): identity for latent generators, the VAE encoder for image generators (with gradient)."""
+        if getattr(self.generator, "outputs_latent", False):
+            return g_out
+        return self.guidance.encode(g_out * 2 - 1, grad=torch.is_grad_enabled())
+
+    def on_fit_start(self) -> None:
+        if not bool(self.initialized):       # a resumed run restored psi and eps_tilde from its checkpoint
+            with torch.no_grad():
+                psi0, eps0 = self.initial_state()
+                self.generator.psi.copy_(psi0)
+                self.eps_tilde.copy_(eps0)
+                self.initialized.fill_(True)
+
+    def train_dataloader(self) -> ReverseSchedule:
+        bb = self.load_guidance()
+        return ReverseSchedule(self.timesteps, bb.alphas_cumprod, bb.final_alpha_cumprod)
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        ab_t, ab_prev = batch["alpha_bar_t"], batch["alpha_bar_prev"]
+        g_out = self.generator()
+        latent = self.encode_generated(g_out)
+        z_t = renoise(latent.detach(), self.eps_tilde, ab_t)
+        with torch.no_grad():
+            pred = self.predict(z_t, batch)
+            target = z0_hat(z_t, pred.eps_hat, ab_t)
+        loss = (latent - target).pow(2).sum()
+        reg = self.regularizer(g_out, batch)
+        if reg is not None:
+            self.log("train/reg", reg.detach(), prog_bar=False)
+            loss = loss + reg
+        noise = None
+        if self.eta > 0:
+            noise = randn(tuple(z_t.shape), self.seed, int(batch["step"]), device=self.device, dtype=z_t.dtype)
+        self._pending_eps = eta_noise(pred.eps_renoise, noise, ab_t, ab_prev, self.eta)
+        if self.trajectory_every and int(batch["step"]) % self.trajectory_every == 0:
+            self.last_z0_hat = target.detach()
+        self.log_dict({"train/loss": loss.detach(), "train/t": batch["t"].float()}, prog_bar=True)
+        return loss
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        """The proximal update, then the state advance eps_tilde ← eps~ *inside* the step (bit-exact resume)."""
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        if self._pending_eps is not None:
+            self.eps_tilde.copy_(self._pending_eps)
+            self._pending_eps = None
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.generator.parameters(), lr=self.lr)
+
+    # ------------------------------------------------------------------ results
+    def decode_latent(self, z: Tensor) -> Tensor:
+        """Image (B, 3, H, W) in [0, 1] from a latent."""
+        return ((self.guidance.decode(z) + 1) / 2).clamp(0, 1)
+
+    def result_images(self) -> dict[str, Tensor]:
+        """Named (3, H, W) images in [0, 1] that the export callback writes as PNG at the end of fit."""
+        return {}

@@ -1,0 +1,36 @@
+"""Shared fixtures: offline tiny backbone, a small source image, a runner for the CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone():
+    from dreamsampler.guidance import Backbone
+
+    return Backbone.load("tiny")
+
+
+@pytest.fixture(scope="session")
+def red_circle(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("img") / "red_circle.png"
+    img = Image.new("RGB", (40, 40), "white")
+    ImageDraw.Draw(img).ellipse([8, 6, 30, 28], fill=(220, 30, 30))
+    img.save(path)
+    return path
+
+
+def run_cli(*args: str, cwd: Path = REPO, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``dreamsampler <args>`` in a fresh interpreter (what a user types)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "dreamsampler.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)

@@ -1,0 +1,101 @@
+"""Bad input: one clear error naming the problem, no traceback; odd-but-valid images are converted."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import run_cli
+from dreamsampler.cli import main
+from dreamsampler.io.images import load_image
+
+
+def cli_error(tmp_path, red_circle, *overrides: str) -> str:
+    base = ["fit", "--model", "dreamsampler.tasks.EditTask", f"--model.image={red_circle}",
+            "--model.prompt=a blue circle", "--model.size=16", "--model.backbone=tiny", "--model.nfe=2",
+            f"--trainer.default_root_dir={tmp_path / 'run'}", "--trainer.enable_progress_bar=false"]
+    with pytest.raises(SystemExit) as exc:
+        main(base + list(overrides))
+    msg = str(exc.value.code)
+    assert msg.startswith("dreamsampler: error: "), msg
+    return msg
+
+
+def test_missing_image(tmp_path, red_circle):
+    assert "image file '/no/such/img.png' does not exist" in cli_error(tmp_path, red_circle,
+                                                                      "--model.image=/no/such/img.png")
+
+
+def test_non_image_file(tmp_path, red_circle):
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is text, not a picture")
+    msg = cli_error(tmp_path, red_circle, f"--model.image={bad}")
+    assert str(bad) in msg and "not a readable image" in msg
+
+
+def test_mask_of_wrong_size(tmp_path, red_circle):
+    mask = tmp_path / "mask.png"
+    Image.new("L", (17, 9), 255).save(mask)
+    msg = cli_error(tmp_path, red_circle, "--model.prompt=null",
+                    f'--model.regions=[{{"prompt": "a blue circle", "mask": "{mask}"}}]')
+    assert "mask file" in msg and "17x9" in msg and "40x40" in msg
+
+
+def test_empty_target_prompt(tmp_path, red_circle):
+    assert "target prompt must be a non-empty string" in cli_error(tmp_path, red_circle, "--model.prompt=  ")
+
+
+@pytest.mark.parametrize("nfe", ["0", "-3"])
+def test_nfe_not_positive(tmp_path, red_circle, nfe):
+    assert f"nfe must be a positive integer, got {nfe}" in cli_error(tmp_path, red_circle, f"--model.nfe={nfe}")
+
+
+def test_backbone_path_missing(tmp_path, red_circle):
+    msg = cli_error(tmp_path, red_circle, "--model.backbone=./models/missing-sd15")
+    assert "backbone path './models/missing-sd15' does not exist" in msg
+
+
+def test_corrupt_checkpoint_keeps_existing_files(tmp_path, red_circle):
+    run = tmp_path / "run" / "checkpoints"
+    run.mkdir(parents=True)
+    bad = run / "last.ckpt"
+    bad.write_bytes(b"\x80\x02 truncated checkpoint")
+    msg = cli_error(tmp_path, red_circle, f"--ckpt_path={bad}")
+    assert "is not a readable checkpoint" in msg and str(bad) in msg
+    msg = cli_error(tmp_path, red_circle, "--ckpt_path=last")
+    assert "is not a readable checkpoint" in msg
+    assert bad.read_bytes() == b"\x80\x02 truncated checkpoint"      # nothing overwritten
+
+
+def test_error_is_one_line_without_traceback(tmp_path, red_circle):
+    proc = run_cli("fit", "--model", "dreamsampler.tasks.EditTask", "--model.image=/no/such.png",
+                   "--model.prompt=x", f"--trainer.default_root_dir={tmp_path}")
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "dreamsampler: error: image file '/no/such.png' does not exist"
+
+
+# ---------------------------------------------------------------- converted, not refused
+def _expected_gray(v: float) -> torch.Tensor:
+    return torch.full((1, 3, 4, 4), v)
+
+
+def test_grayscale_rgba_and_16bit_are_converted(tmp_path):
+    Image.new("L", (4, 4), 51).save(tmp_path / "gray.png")
+    torch.testing.assert_close(load_image(tmp_path / "gray.png"), _expected_gray(51 / 255))
+    # half-transparent black over white = mid gray
+    Image.new("RGBA", (4, 4), (0, 0, 0, 128)).save(tmp_path / "rgba.png")
+    torch.testing.assert_close(load_image(tmp_path / "rgba.png"), _expected_gray(1 - 128 / 255))
+    Image.fromarray(np.full((4, 4), 40000, dtype=np.uint16)).save(tmp_path / "deep.png")
+    torch.testing.assert_close(load_image(tmp_path / "deep.png"), _expected_gray(40000 / 65535))
+    x = load_image(tmp_path / "deep.png", size=8)
+    assert x.shape == (1, 3, 8, 8) and x.dtype == torch.float32
+
+
+def test_overlong_prompt_is_truncated_with_warning(tiny_backbone):
+    long = " ".join(["red circle"] * 40)
+    with pytest.warns(UserWarning, match="truncated to the text encoder's 16"):
+        emb = tiny_backbone.encode_text([long])
+    assert emb.shape == (1, 16, 32)

@@ -1,0 +1,151 @@
+"""Benchmark: the edit task end to end (Lightning) vs a plain eager loop of the official algorithm.
+
+Both run in this process on the same backbone, image, prompt and schedule. The reference mirrors the official
+``run_edit.py``: inversion evaluates [uncond, cond] in one batch and throws the conditional half away, sampling
+evaluates [uncond, cond] in one batch. Prints wall time, steps/s, peak memory (CUDA max allocated, or the
+growth of the CPU resident set) and our/reference ratios.
+
+    python tools/bench.py --preset tiny --size 64 --nfe 50
+    python tools/bench.py --preset sd15-random --device cuda --dtype fp16 --size 512 --nfe 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from PIL import Image
+
+from dreamsampler.guidance import Backbone
+from dreamsampler.io.images import load_image
+from dreamsampler.schedule import ddim_timesteps
+from dreamsampler.tasks import EditTask
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakMemory:
+    """Peak CUDA allocation, or peak growth of the CPU RSS (sampled every 2 ms) over a block."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.peak = device, 0
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+        else:
+            self.base, self._stop = rss_bytes(), False
+            self._thread = threading.Thread(target=self._poll, daemon=True)
+            self._thread.start()
+        return self
+
+    def _poll(self) -> None:
+        while not self._stop:
+            self.peak = max(self.peak, rss_bytes() - self.base)
+            time.sleep(0.002)
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated() - self.base
+        else:
+            self._stop = True
+            self._thread.join()
+            self.peak = max(self.peak, rss_bytes() - self.base)
+
+
+@torch.no_grad()
+def official_loop(bb: Backbone, image: Path, prompt: str, nfe: int, size: int, gamma: float) -> torch.Tensor:
+    """The official algorithm as a plain eager loop (its structure, including the discarded conditional pass)."""
+    ts = ddim_timesteps(nfe, bb.num_train_timesteps).tolist()
+    ab = bb.alphas_cumprod.to(bb.device)
+    abar = lambda t: ab[t] if t >= 0 else torch.tensor(bb.final_alpha_cumprod, device=bb.device)
+    uc, c = bb.encode_text([""]), bb.encode_text([prompt])
+    ctx = torch.cat([uc, c])
+    z = bb.encode(load_image(image, size).to(bb.device) * 2 - 1)
+    a_prev = torch.tensor(1.0, device=bb.device)
+    for t in reversed(ts):                                   # inversion: cond computed and thrown away
+        e_uc, _ = bb.eps(torch.cat([z, z]), t, ctx).chunk(2)
+        z0 = (z - (1 - a_prev).sqrt() * e_uc) / a_prev.sqrt()
+        z = abar(t).sqrt() * z0 + (1 - abar(t)).sqrt() * e_uc
+        a_prev = abar(t)
+    for t, tp in zip(ts, ts[1:] + [-1]):                     # sampling
+        e_uc, e_c = bb.eps(torch.cat([z, z]), t, ctx).chunk(2)
+        e_hat = e_uc + abar(t) * gamma * (e_c - e_uc)
+        zbar = (z - (1 - abar(t)).sqrt() * e_hat) / abar(t).sqrt()
+        z = abar(tp).sqrt() * zbar + (1 - abar(tp)).sqrt() * e_uc
+    return bb.decode(zbar)
+
+
+def ours(bb: Backbone, image: Path, prompt: str, nfe: int, size: int, gamma: float, device: str) -> torch.Tensor:
+    task = EditTask(image=str(image), prompt=prompt, size=size, backbone=bb.name, nfe=nfe, gamma=gamma,
+                    trajectory_every=0)
+    task.guidance = bb
+    trainer = L.Trainer(accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, max_epochs=1,
+                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.fit(task)
+    with torch.no_grad():
+        return task.guidance.decode(task.generator.psi)
+
+
+def timed(fn, device: torch.device):
+    with PeakMemory(device) as mem:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        out = fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        wall = time.perf_counter() - t0
+    return out, wall, mem.peak
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="tiny", help="tiny | sd15-random | shapes | any backbone source")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"])
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--nfe", type=int, default=50)
+    ap.add_argument("--gamma", type=float, default=0.2)
+    ap.add_argument("--repeats", type=int, default=1, help="timed runs of each (after one warm-up of each)")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    bb = Backbone.load(args.preset, dtype=args.dtype, device=device)
+    with tempfile.TemporaryDirectory() as tmp:
+        image = Path(tmp) / "src.png"
+        Image.radial_gradient("L").convert("RGB").resize((args.size, args.size)).save(image)
+        prompt = "a blue circle"
+        run_ref = lambda: official_loop(bb, image, prompt, args.nfe, args.size, args.gamma)
+        run_ours = lambda: ours(bb, image, prompt, args.nfe, args.size, args.gamma, args.device)
+        run_ref(), run_ours()                              # warm-up (allocator, kernels, text cache)
+        best = {}
+        for name, fn in (("reference", run_ref), ("dreamsampler", run_ours)):
+            runs = [timed(fn, device) for _ in range(args.repeats)]
+            best[name] = min(runs, key=lambda r: r[1])
+        diff = (best["dreamsampler"][0].float() - best["reference"][0].float()).abs().max().item()
+    steps = 2 * args.nfe
+    print(f"preset={args.preset} device={args.device} dtype={args.dtype} size={args.size} nfe={args.nfe} "
+          f"(inversion + sampling = {steps} steps)")
+    print(f"{'':14s}{'wall s':>10s}{'steps/s':>10s}{'peak MiB':>10s}")
+    for name, (_, wall, peak) in best.items():
+        print(f"{name:14s}{wall:10.3f}{steps / wall:10.1f}{peak / 2**20:10.1f}")
+    (_, w_o, p_o), (_, w_r, p_r) = best["dreamsampler"], best["reference"]
+    print(f"ratio ours/reference: wall {w_o / w_r:.3f}, peak memory {p_o / max(p_r, 1):.3f}; "
+          f"max |ours - reference| on the decoded image: {diff:.2e}")
+
+
+if __name__ == "__main__":
+    main()
