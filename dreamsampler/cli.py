@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from .callbacks import ExportResults, LogTrajectory
+from .callbacks import ExportResults, LogTrajectory, WritePredictions
 from .errors import InputError
 from .tasks import DreamSamplerTask
 
@@ -42,7 +42,8 @@ class DreamSamplerCLI(LightningCLI):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})   # resuming re-runs in the same directory
         kwargs.setdefault("trainer_defaults", {"max_epochs": 1, "log_every_n_steps": 1,
-                                               "default_root_dir": "runs/default"})
+                                               "default_root_dir": "runs/default",
+                                               "inference_mode": False})   # predict runs whole optimizations
         super().__init__(DreamSamplerTask, *args, subclass_mode_model=True, auto_configure_optimizers=False,
                          **kwargs)
 
@@ -60,7 +61,7 @@ class DreamSamplerCLI(LightningCLI):
                 isinstance(c, ModelCheckpoint) for c in user_cbs):
             callbacks.append(ModelCheckpoint(dirpath=root / "checkpoints", save_last=True, save_top_k=0,
                                              every_n_train_steps=every, save_on_train_epoch_end=True))
-        callbacks += [ExportResults(), LogTrajectory()]
+        callbacks += [ExportResults(), LogTrajectory(), WritePredictions()]
         return super()._instantiate_trainer(config, callbacks)
 
     def _parse_ckpt_path(self) -> None:

@@ -1,5 +1,5 @@
 """Callbacks that write outputs (PNGs, TensorBoard images)."""
 
-from .outputs import ExportResults, LogTrajectory, run_dir
+from .outputs import ExportResults, LogTrajectory, WritePredictions, run_dir
 
-__all__ = ["ExportResults", "LogTrajectory", "run_dir"]
+__all__ = ["ExportResults", "LogTrajectory", "WritePredictions", "run_dir"]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -42,3 +43,21 @@ class LogTrajectory(L.Callback):
                 with torch.no_grad():
                     img = pl_module.decode_latent(z)[0].float().cpu()
                 logger.experiment.add_image("z0_hat", img, global_step=int(batch["step"]))
+
+
+class WritePredictions(BasePredictionWriter):
+    """Write each predicted sample as it finishes: ``<run dir>/predictions/<name>.png`` (+ other images as
+    ``<name>_<key>.png``), atomically, from whichever rank computed it."""
+
+    def __init__(self) -> None:
+        super().__init__(write_interval="batch")
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx,
+                           dataloader_idx=0) -> None:
+        out = Path(trainer.default_root_dir) / "predictions"
+        for sample in prediction or []:
+            for key, img in sample.items():
+                if key == "name":
+                    continue
+                main = key == next(k for k in sample if k != "name")
+                save_image(img, out / (f"{sample['name']}.png" if main else f"{sample['name']}_{key}.png"))

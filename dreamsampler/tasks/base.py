@@ -75,8 +75,8 @@ class DreamSamplerTask(L.LightningModule):
         """Return the generator module holding psi (shapes may depend on ``self.guidance``)."""
         raise NotImplementedError
 
-    def initial_state(self) -> tuple[Tensor, Tensor]:
-        """Return ``(psi0, eps_tilde0)`` for a fresh run (e.g. from DDIM inversion)."""
+    def init_state(self) -> Tensor:
+        """Set psi to its start value (e.g. from DDIM inversion) and return eps_tilde's start value."""
         raise NotImplementedError
 
     def predict(self, z_t: Tensor, batch: dict) -> Prediction:
@@ -96,6 +96,8 @@ class DreamSamplerTask(L.LightningModule):
     def setup(self, stage: str) -> None:
         bb = self.load_guidance()
         bb.to(self.device)
+        if stage == "predict":      # predict_step runs one standalone sample task per item: no psi here
+            return
         if self.generator is None:
             self.generator = self.build_generator().to(self.device)
             latent = self.encode_generated(self.generator()).detach()
@@ -110,18 +112,21 @@ class DreamSamplerTask(L.LightningModule):
         return self.guidance.encode(g_out * 2 - 1, grad=torch.is_grad_enabled())
 
     def on_fit_start(self) -> None:
-        if not bool(self.initialized):       # a resumed run restored psi and eps_tilde from its checkpoint
+        self.initialize()
+
+    def initialize(self) -> None:
+        """Set the start state (psi, eps_tilde) unless a checkpoint already restored it."""
+        if not bool(self.initialized):
             with torch.no_grad():
-                psi0, eps0 = self.initial_state()
-                self.generator.psi.copy_(psi0)
-                self.eps_tilde.copy_(eps0)
+                self.eps_tilde.copy_(self.init_state())
                 self.initialized.fill_(True)
 
     def train_dataloader(self) -> ReverseSchedule:
         bb = self.load_guidance()
         return ReverseSchedule(self.timesteps, bb.alphas_cumprod, bb.final_alpha_cumprod)
 
-    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+    def reverse_step(self, batch: dict) -> tuple[Tensor, dict[str, Tensor]]:
+        """Steps 1-2 of the class docstring and the objective of step 3; stages eps~ for ``advance``."""
         ab_t, ab_prev = batch["alpha_bar_t"], batch["alpha_bar_prev"]
         g_out = self.generator()
         latent = self.encode_generated(g_out)
@@ -130,9 +135,10 @@ class DreamSamplerTask(L.LightningModule):
             pred = self.predict(z_t, batch)
             target = z0_hat(z_t, pred.eps_hat, ab_t)
         loss = (latent - target).pow(2).sum()
+        logs = {"train/prox": loss.detach(), "train/t": batch["t"].float()}
         reg = self.regularizer(g_out, batch)
         if reg is not None:
-            self.log("train/reg", reg.detach(), prog_bar=False)
+            logs["train/reg"] = reg.detach()
             loss = loss + reg
         noise = None
         if self.eta > 0:
@@ -140,15 +146,36 @@ class DreamSamplerTask(L.LightningModule):
         self._pending_eps = eta_noise(pred.eps_renoise, noise, ab_t, ab_prev, self.eta)
         if self.trajectory_every and int(batch["step"]) % self.trajectory_every == 0:
             self.last_z0_hat = target.detach()
-        self.log_dict({"train/loss": loss.detach(), "train/t": batch["t"].float()}, prog_bar=True)
-        return loss
+        return loss, logs
 
-    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
-        """The proximal update, then the state advance eps_tilde ← eps~ *inside* the step (bit-exact resume)."""
-        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+    def advance(self) -> None:
+        """Step 4: eps_tilde ← eps~ (call right after the optimizer step)."""
         if self._pending_eps is not None:
             self.eps_tilde.copy_(self._pending_eps)
             self._pending_eps = None
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        loss, logs = self.reverse_step(batch)
+        self.log_dict(logs, prog_bar=True)
+        return loss
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        """The proximal update, then the state advance *inside* the step, so checkpoints are consistent."""
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        self.advance()
+
+    def run_standalone(self) -> None:
+        """The whole reverse schedule without a Trainer (one sample of a ``predict`` run): the same
+        ``reverse_step``/``advance`` as ``fit``, driven by a plain loop."""
+        self.setup("fit")
+        self.initialize()
+        optimizer = self.configure_optimizers()
+        with torch.inference_mode(False), torch.enable_grad():
+            for batch in self.train_dataloader():
+                optimizer.zero_grad(set_to_none=True)
+                self.reverse_step(batch)[0].backward()
+                optimizer.step()
+                self.advance()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.generator.parameters(), lr=self.lr)

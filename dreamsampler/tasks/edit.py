@@ -42,12 +42,25 @@ class EditTask(DreamSamplerTask):
         scale_gamma_by_alpha_bar: use γ·alpha_bar_t as the official code does (True), or constant γ (Alg. 3).
         size: the source is resized to ``size × size`` (512 for SD1.5).
         (other arguments: see ``DreamSamplerTask``)
+
+    For ``dreamsampler predict`` over a dataset (``EditManifest``), leave ``image``/``prompt`` unset: the task is
+    then a template whose settings every sample of the manifest uses.
     """
 
-    def __init__(self, image: str, prompt: str | None = None, regions: list[Region] | None = None,
+    def __init__(self, image: str | None = None, prompt: str | None = None, regions: list[Region] | None = None,
                  null_prompt: str = "", gamma: float = 0.2, scale_gamma_by_alpha_bar: bool = True, size: int = 512,
                  **kwargs) -> None:
         super().__init__(**kwargs)
+        self._settings = dict(null_prompt=null_prompt, gamma=gamma, scale_gamma_by_alpha_bar=scale_gamma_by_alpha_bar,
+                              size=size, **kwargs)
+        self.gamma, self.scale_gamma_by_alpha_bar, self.size = gamma, scale_gamma_by_alpha_bar, size
+        self.image_path, self.null_prompt, self.prompts, self.source = image, null_prompt, [], None
+        self.save_hyperparameters(ignore=["regions"])
+        self.hparams["regions"] = [r if isinstance(r, dict) else vars(r).copy() for r in (regions or [])]
+        if image is None and prompt is None and not regions:
+            return                                                  # a template for `predict`
+        if image is None:
+            raise InputError("`image` (the source image file) is required")
         if (prompt is None) == (not regions):
             raise InputError("give exactly one of `prompt` (global edit) or `regions` (localized edits)")
         regions = [r if isinstance(r, Region) else Region(**r) for r in (regions or [])]
@@ -72,12 +85,12 @@ class EditTask(DreamSamplerTask):
         self.pixel_masks = torch.stack(pixel_masks) if pixel_masks else None   # (K, 1, S, S)
         if self.pixel_masks is not None and float(self.pixel_masks.sum(0).max()) > 1 + 1e-6:
             raise InputError("region masks overlap: their sum exceeds 1 somewhere (eq. 19 needs sum_i M_i <= 1)")
-        self.image_path, self.prompts, self.null_prompt = image, prompts, null_prompt
-        self.gamma, self.scale_gamma_by_alpha_bar, self.size = gamma, scale_gamma_by_alpha_bar, size
-        self.save_hyperparameters(ignore=["regions"])
-        self.hparams["regions"] = [vars(r).copy() for r in regions]
+        self.prompts = prompts
 
     def build_generator(self) -> LatentGenerator:
+        if self.source is None:
+            raise InputError("EditTask needs `image` and `prompt` (or `regions`) to fit; without them it is only a "
+                             "template for `dreamsampler predict` with an EditManifest")
         f = self.guidance.vae_scale_factor
         if self.size % f:
             raise InputError(f"size {self.size} must be a multiple of the VAE's downsampling factor {f}")
@@ -86,12 +99,16 @@ class EditTask(DreamSamplerTask):
             self.latent_masks = torch.stack([to_latent_mask(m, f) for m in self.pixel_masks]).to(self.device)
         return LatentGenerator((1, self.guidance.latent_channels, self.size // f, self.size // f))
 
-    def initial_state(self) -> tuple[Tensor, Tensor]:
-        """z0 = E(x); (z0', eps) of the last DDIM-inversion step, whose renoising is z_T (unconditional only)."""
+    def init_state(self) -> Tensor:
+        """z0 = E(x); psi, eps_tilde = (z0', eps) of the last DDIM-inversion step (unconditional only), whose
+        renoising is exactly z_T."""
         bb = self.guidance
         z0 = bb.encode(self.source.to(self.device) * 2 - 1)
         null = bb.encode_text([self.null_prompt])
-        return ddim_invert(lambda z, t: bb.eps(z, t, null), z0, self.timesteps, bb.alphas_cumprod, return_pair=True)
+        psi0, eps0 = ddim_invert(lambda z, t: bb.eps(z, t, null), z0, self.timesteps, bb.alphas_cumprod,
+                                 return_pair=True)
+        self.generator.psi.copy_(psi0)
+        return eps0
 
     def predict(self, z_t: Tensor, batch: dict) -> Prediction:
         """One UNet call on [null, prompt_1..K]; eq. (18)/(19) target, unconditional renoising noise."""
@@ -106,3 +123,18 @@ class EditTask(DreamSamplerTask):
         edited = self.decode_latent(self.generator.psi.detach())[0].cpu()
         source = self.source[0]
         return {"edited": edited, "comparison": torch.cat([source, edited], dim=2)}
+
+    # ------------------------------------------------------------------ dataset-scale editing (predict)
+    def predict_step(self, batch: list[dict], batch_idx: int) -> list[dict]:
+        """Edit every sample of the batch with a whole DreamSampler run (this task's settings, the shared
+        backbone); returns ``{"name", "edited", "comparison"}`` per sample for the prediction writer."""
+        out = []
+        for item in batch:
+            sample = EditTask(image=item["image"], prompt=item.get("prompt"), regions=item.get("regions"),
+                              **self._settings)
+            sample.guidance = self.load_guidance()
+            sample.to(self.device)
+            sample.run_standalone()
+            with torch.no_grad():
+                out.append({"name": item["name"], **sample.result_images()})
+        return out
