@@ -43,7 +43,8 @@ class DreamSamplerCLI(LightningCLI):
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})   # resuming re-runs in the same directory
         kwargs.setdefault("trainer_defaults", {"max_epochs": 1, "log_every_n_steps": 1,
                                                "default_root_dir": "runs/default",
-                                               "inference_mode": False})   # predict runs whole optimizations
+                                               "inference_mode": False,
+                                               "num_sanity_val_steps": 0})   # predict runs whole optimizations
         super().__init__(DreamSamplerTask, *args, subclass_mode_model=True, auto_configure_optimizers=False,
                          **kwargs)
 
@@ -73,12 +74,15 @@ class DreamSamplerCLI(LightningCLI):
         super()._parse_ckpt_path()
 
     def before_fit(self) -> None:
+        """Validate ``--ckpt_path last`` (resolved from the checkpoint directory) before anything runs."""
         ckpt = self.config[self.subcommand].get("ckpt_path")
         if ckpt == "last":
             for cb in self.trainer.checkpoint_callbacks:
                 last = Path(cb.dirpath or "") / "last.ckpt"
                 if last.exists():
                     check_checkpoint(last)
+
+    before_validate = before_predict = before_fit
 
 
 def main(args: list[str] | None = None) -> None:

@@ -99,3 +99,11 @@ def test_overlong_prompt_is_truncated_with_warning(tiny_backbone):
     with pytest.warns(UserWarning, match="truncated to the text encoder's 16"):
         emb = tiny_backbone.encode_text([long])
     assert emb.shape == (1, 16, 32)
+
+
+def test_validate_without_result(tmp_path, red_circle):
+    with pytest.raises(SystemExit) as exc:
+        main(["validate", "--model", "dreamsampler.tasks.EditTask", f"--model.image={red_circle}",
+              "--model.prompt=a blue circle", "--model.size=16", "--model.backbone=tiny", "--model.nfe=2",
+              f"--trainer.default_root_dir={tmp_path}", "--trainer.enable_progress_bar=false"])
+    assert "nothing to validate" in str(exc.value.code)

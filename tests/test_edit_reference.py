@@ -90,3 +90,17 @@ def test_psi_is_only_parameter_and_nets_stay_out_of_checkpoint(tiny_backbone, re
     keys = set(task.state_dict())
     assert keys == {"generator.psi", "eps_tilde", "initialized"}
     assert not any(p.requires_grad for p in tiny_backbone.unet.parameters())
+
+
+def test_validate_reports_faithfulness_to_source(tiny_backbone, red_circle, tmp_path):
+    task = EditTask(image=str(red_circle), prompt="a blue circle", size=16, backbone="tiny", nfe=4)
+    task.guidance = tiny_backbone
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path, num_sanity_val_steps=0)
+    trainer.fit(task)
+    metrics = trainer.validate(task, verbose=False)[0]
+    with torch.no_grad():
+        edited = task.decode_latent(task.generator.psi)
+    mse = ((edited - load_image(red_circle, 16)) ** 2).mean().item()
+    assert metrics["val/psnr_to_source"] == pytest.approx(10 * torch.log10(torch.tensor(1 / mse)).item(), rel=1e-4)
+    assert -1 <= metrics["val/ssim_to_source"] <= 1

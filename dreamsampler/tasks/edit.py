@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torchmetrics.functional.image import peak_signal_noise_ratio as psnr
+from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
 from ..core import cfg, ddim_invert, localized_eps
 from ..errors import InputError
@@ -123,6 +125,20 @@ class EditTask(DreamSamplerTask):
         edited = self.decode_latent(self.generator.psi.detach())[0].cpu()
         source = self.source[0]
         return {"edited": edited, "comparison": torch.cat([source, edited], dim=2)}
+
+    # ------------------------------------------------------------------ metrics of the result (validate)
+    def val_dataloader(self) -> list[int]:
+        return [0]                       # one "batch": the current result
+
+    def validation_step(self, batch: int, batch_idx: int) -> None:
+        """Faithfulness of the edit to the source (what the edit kept): PSNR and SSIM, logged as ``val/*``."""
+        if not bool(self.initialized):
+            raise InputError("nothing to validate: the run has no result yet (pass --ckpt_path with a checkpoint "
+                             "of this run, e.g. --ckpt_path last)")
+        edited = self.result_images()["edited"][None].to(self.device)
+        source = self.source.to(self.device)
+        self.log_dict({"val/psnr_to_source": psnr(edited, source, data_range=1.0),
+                       "val/ssim_to_source": ssim(edited, source, data_range=1.0)}, batch_size=1)
 
     # ------------------------------------------------------------------ dataset-scale editing (predict)
     def predict_step(self, batch: list[dict], batch_idx: int) -> list[dict]:
