@@ -157,7 +157,8 @@ class Backbone:
         UNet call; inputs are cast to the backbone dtype and the output back to ``z_t``'s dtype."""
         t = torch.as_tensor(t, device=self.device).long().expand(z_t.shape[0])
         with torch.set_grad_enabled(grad), torch.autocast(self.device.type, enabled=False):
-            out = self.unet(z_t.to(self.device, self.dtype), t, encoder_hidden_states=emb.to(self.device, self.dtype),
+            out = self.unet(z_t.to(self.device, self.dtype).contiguous(), t,  # expanded inputs: slow conv path
+                            encoder_hidden_states=emb.to(self.device, self.dtype),
                             return_dict=False)[0]
         return out.to(z_t.dtype)
 
