@@ -107,3 +107,8 @@ def test_validate_without_result(tmp_path, red_circle):
               "--model.prompt=a blue circle", "--model.size=16", "--model.backbone=tiny", "--model.nfe=2",
               f"--trainer.default_root_dir={tmp_path}", "--trainer.enable_progress_bar=false"])
     assert "nothing to validate" in str(exc.value.code)
+
+
+def test_half_precision_for_psi_refused(tmp_path, red_circle):
+    msg = cli_error(tmp_path, red_circle, "--trainer.precision=bf16-true")
+    assert "trainer.precision='bf16-true' is not supported" in msg and "bf16-mixed" in msg

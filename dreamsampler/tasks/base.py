@@ -94,6 +94,11 @@ class DreamSamplerTask(L.LightningModule):
         return self.guidance
 
     def setup(self, stage: str) -> None:
+        precision = str(getattr(self._trainer, "precision", "32-true")) if self._trainer is not None else "32-true"
+        if precision in ("16-mixed", "16", "16-true", "bf16-true", "transformer-engine", "transformer-engine-float16"):
+            raise InputError(f"trainer.precision={precision!r} is not supported for psi: 16-mixed's GradScaler "
+                             "silently skips reverse steps on overflow and *-true half precision loses the proximal "
+                             "update; use 32-true or bf16-mixed (the frozen nets' dtype is `backbone_dtype`)")
         bb = self.load_guidance()
         bb.to(self.device)
         if stage == "predict":      # predict_step runs one standalone sample task per item: no psi here
