@@ -88,10 +88,20 @@ class DreamSamplerTask(L.LightningModule):
         return None
 
     # ------------------------------------------------------------------ shared machinery
-    def load_guidance(self) -> Backbone:
+    def load_guidance(self, device: torch.device | None = None) -> Backbone:
+        """The frozen backbone, loaded once, on ``device`` (default: where the task's tensors are)."""
+        device = device or self.device
         if self.guidance is None:
-            self.guidance = Backbone.load(self.backbone_source, dtype=self.backbone_dtype, device=self.device)
+            self.guidance = Backbone.load(self.backbone_source, dtype=self.backbone_dtype, device=device)
+        elif self.guidance.device != device:
+            self.guidance.to(device)
         return self.guidance
+
+    @property
+    def target_device(self) -> torch.device:
+        """Where this task will run: the strategy's device under a Trainer (``setup`` runs before the module is
+        moved there), else the module's own device."""
+        return self._trainer.strategy.root_device if self._trainer is not None else self.device
 
     def setup(self, stage: str) -> None:
         precision = str(getattr(self._trainer, "precision", "32-true")) if self._trainer is not None else "32-true"
@@ -99,12 +109,12 @@ class DreamSamplerTask(L.LightningModule):
             raise InputError(f"trainer.precision={precision!r} is not supported for psi: 16-mixed's GradScaler "
                              "silently skips reverse steps on overflow and *-true half precision loses the proximal "
                              "update; use 32-true or bf16-mixed (the frozen nets' dtype is `backbone_dtype`)")
-        bb = self.load_guidance()
-        bb.to(self.device)
+        bb = self.load_guidance(self.target_device)
         if stage == "predict":      # predict_step runs one standalone sample task per item: no psi here
             return
         if self.generator is None:
-            self.generator = self.build_generator().to(self.device)
+            self.generator = self.build_generator()
+            self.to(self.target_device)          # psi and the buffers build_generator registered
             latent = self.encode_generated(self.generator()).detach()
             self.register_buffer("eps_tilde", torch.zeros_like(latent))
         self.timesteps = ddim_timesteps(self.nfe, bb.num_train_timesteps, self.spacing,

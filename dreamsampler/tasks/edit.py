@@ -96,9 +96,8 @@ class EditTask(DreamSamplerTask):
         f = self.guidance.vae_scale_factor
         if self.size % f:
             raise InputError(f"size {self.size} must be a multiple of the VAE's downsampling factor {f}")
-        self.latent_masks = None
-        if self.pixel_masks is not None:
-            self.latent_masks = torch.stack([to_latent_mask(m, f) for m in self.pixel_masks]).to(self.device)
+        masks = None if self.pixel_masks is None else torch.stack([to_latent_mask(m, f) for m in self.pixel_masks])
+        self.register_buffer("latent_masks", masks, persistent=False)     # moves with the module
         return LatentGenerator((1, self.guidance.latent_channels, self.size // f, self.size // f))
 
     def init_state(self) -> Tensor:
@@ -148,7 +147,7 @@ class EditTask(DreamSamplerTask):
         for item in batch:
             sample = EditTask(image=item["image"], prompt=item.get("prompt"), regions=item.get("regions"),
                               **self._settings)
-            sample.guidance = self.load_guidance()
+            sample.guidance = self.load_guidance(self.device)
             sample.to(self.device)
             sample.run_standalone()
             with torch.no_grad():
