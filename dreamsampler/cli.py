@@ -41,7 +41,7 @@ class DreamSamplerCLI(LightningCLI):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})   # resuming re-runs in the same directory
-        kwargs.setdefault("trainer_defaults", {"max_epochs": 1, "log_every_n_steps": 1,
+        kwargs.setdefault("trainer_defaults", {"max_epochs": 1, "log_every_n_steps": 5,
                                                "default_root_dir": "runs/default",
                                                "inference_mode": False,
                                                "num_sanity_val_steps": 0})   # predict runs whole optimizations

@@ -140,6 +140,11 @@ class DreamSamplerTask(L.LightningModule):
         bb = self.load_guidance()
         return ReverseSchedule(self.timesteps, bb.alphas_cumprod, bb.final_alpha_cumprod)
 
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """Schedule batches are a few scalars: keep them on the host, so reading t or alpha_bar never waits
+        for the accelerator (the model's tensors use them as 0-dim CPU scalars)."""
+        return batch
+
     def reverse_step(self, batch: dict) -> tuple[Tensor, dict[str, Tensor]]:
         """Steps 1-2 of the class docstring and the objective of step 3; stages eps~ for ``advance``."""
         ab_t, ab_prev = batch["alpha_bar_t"], batch["alpha_bar_prev"]
@@ -171,7 +176,8 @@ class DreamSamplerTask(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         loss, logs = self.reverse_step(batch)
-        self.log_dict(logs, prog_bar=True)
+        self.log_dict(logs)
+        self.log("t", batch["t"].float(), prog_bar=True, logger=False)
         return loss
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
