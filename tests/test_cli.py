@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from conftest import REPO, run_cli
+from dreamsampler import shapes
 from dreamsampler.cli import DreamSamplerCLI
 from dreamsampler.tasks import EditTask
 
@@ -30,8 +31,11 @@ def test_demo_runs_and_writes_outputs(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("edited.png", "comparison.png", "config.yaml", "checkpoints/last.ckpt"):
         assert (run / name).is_file(), name
-    edited = Image.open(run / "edited.png")
+    edited = Image.open(run / "edited.png").convert("RGB")
     assert edited.size == (64, 64)
+    source = Image.open(REPO / "dreamsampler/assets/demo/red_circle.png").convert("RGB")
+    assert shapes.dominant_color(source) == "red" and shapes.dominant_color(edited) == "blue"   # the demo's promise
+    assert shapes.mask_iou(shapes.shape_mask(source), shapes.shape_mask(edited)) >= 0.7
     assert Image.open(run / "comparison.png").size == (128, 64)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

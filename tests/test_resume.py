@@ -14,7 +14,7 @@ import torch
 
 from conftest import REPO, run_cli
 
-NFE = 30
+NFE = 150
 
 
 def write_config(tmp: Path, image: Path, name: str) -> Path:
@@ -43,19 +43,27 @@ def final_psi(run: Path) -> torch.Tensor:
     return ckpt["state_dict"]["generator.psi"]
 
 
+def start_fit(cfg: Path) -> tuple[subprocess.Popen, float]:
+    """Start ``dreamsampler fit`` and return it once its first checkpoint exists, with that time."""
+    proc = subprocess.Popen([sys.executable, "-m", "dreamsampler.cli", "fit", "-c", str(cfg)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = Path(str(cfg)[:-5]) / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 240
+    while not last.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    return proc, time.time()
+
+
 def test_sigkill_then_resume_is_bit_identical(red_circle, tmp_path):
-    full = run_cli("fit", "-c", str(write_config(tmp_path, red_circle, "full")))
-    assert full.returncode == 0, full.stderr[-3000:]
+    full, first_ckpt = start_fit(write_config(tmp_path, red_circle, "full"))
+    assert full.wait() == 0
+    span = time.time() - first_ckpt                # how long the steps after the first checkpoint take
 
     cfg = write_config(tmp_path, red_circle, "killed")
     run = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "dreamsampler.cli", "fit", "-c", str(cfg)], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = run / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 240
-    while not last.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(random.uniform(0.0, 2.0))          # a random later step
+    proc, _ = start_fit(cfg)
+    time.sleep(random.uniform(0.0, 0.4 * span))    # a random later step (span includes teardown)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL

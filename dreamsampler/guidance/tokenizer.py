@@ -1,8 +1,10 @@
 """Offline CLIP tokenizer files: a small whole-word BPE vocabulary written by code, no download.
 
 `transformers.CLIPTokenizer` needs a ``vocab.json`` and a ``merges.txt``. For the tiny presets and the shipped
-shapes prior we build a valid byte-level BPE whose merges assemble each word of a given word list
-left to right, so every listed word is one token and any other text falls back to characters.
+shapes prior we build a valid BPE whose merges assemble each word of a given word list left to right. BPE
+applies merges in global rank order, so a word whose pieces were merged differently for an earlier word can
+end up as a few tokens (e.g. ``green`` after ``red``); the tokenization is deterministic and the shipped prior
+was trained with exactly these files, so the algorithm is kept as is (changing it changes the prior's weights).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ _CHARS = "abcdefghijklmnopqrstuvwxyz0123456789.,!?'-:;()&/+"
 
 
 def clip_vocab_and_merges(words: Iterable[str]) -> tuple[dict[str, int], list[str]]:
-    """Vocabulary and merge list of a BPE in which every word of ``words`` is a single token."""
+    """Vocabulary and merge list of a BPE built word by word from ``words`` (see the module docstring)."""
     tokens: list[str] = []
     for c in _CHARS:
         tokens += [c, c + "</w>"]
