@@ -13,6 +13,18 @@ from PIL import Image, ImageDraw
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for modules of tiny tensors: more gain little, and OpenMP threads spin-wait on a
+    shared or oversubscribed CPU (measured 5-8x slower with 2 threads while other jobs ran)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def tiny_backbone():
     from dreamsampler.guidance import Backbone

@@ -17,14 +17,7 @@ GUIDANCE = 3.0  # CFG of the text-to-image figures (2 to 7.5 measured equally go
 SEEDS = (0, 1, 2, 3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: tiny tensors gain little from more, and OpenMP threads on a shared/oversubscribed CPU
-    spin-wait (measured: 5-8x slower with 2 threads while other jobs ran)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,7 @@ import torch
 from dreamsampler.render import RasterizeError, rasterize
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def polygon_path(corners, dtype=torch.float64) -> torch.Tensor:

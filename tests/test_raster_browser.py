@@ -34,12 +34,7 @@ def _browser() -> str:
     pytest.skip(msg)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def browser_render(svg_text: str, width: int, height: int, workdir: Path) -> torch.Tensor:

@@ -13,12 +13,7 @@ pydiffvg = pytest.importorskip("pydiffvg", reason="pydiffvg (DiffVG) is not inst
 SEEDS = 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _scene(seed=5, paths=6, size=48):

@@ -12,13 +12,7 @@ from dreamsampler.render import rasterize
 FIXTURE = Path(__file__).parent / "data" / "diffvg_ref_P8_W64.pt"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Many tiny ops: one intra-op thread avoids thread wake-up stalls on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,7 @@ import torch
 from dreamsampler import shapes
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: tiny tensors gain little from more, and OpenMP threads on a shared/oversubscribed CPU
-    spin-wait (measured: 5-8x slower with 2 threads while other jobs ran)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_captions_have_the_exact_forms():

@@ -13,12 +13,7 @@ from dreamsampler.io.svg import (MAX_SVG_BYTES, SvgError, parse_color, parse_pat
 from dreamsampler.render import rasterize
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def svg(body: str, head: str = 'width="40" height="30"') -> bytes:

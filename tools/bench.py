@@ -94,7 +94,7 @@ def ours(bb: Backbone, image: Path, prompt: str, nfe: int, size: int, gamma: flo
     task.guidance = bb
     trainer = L.Trainer(accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, max_epochs=1,
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False)
+                        enable_model_summary=False, limit_val_batches=0)   # the algorithm, not its metrics
     trainer.fit(task)
     with torch.no_grad():
         return task.guidance.decode(task.generator.psi)
