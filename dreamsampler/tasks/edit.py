@@ -121,9 +121,16 @@ class EditTask(DreamSamplerTask):
         return Prediction(eps_hat=edit_eps(eps_uc, eps_c, gamma, self.latent_masks), eps_renoise=eps_uc)
 
     def result_images(self) -> dict[str, Tensor]:
-        edited = self.decode_latent(self.generator.psi.detach())[0].cpu()
+        """``edited`` and ``comparison`` (source | edited); decoded once per value of psi (validation and export
+        both ask at the end of fit)."""
+        psi = self.generator.psi
+        cached = getattr(self, "_result_cache", None)
+        if cached is not None and cached[0] == psi._version:
+            return cached[1]
+        edited = self.decode_latent(psi.detach())[0].cpu()
         source = self.source[0]
-        return {"edited": edited, "comparison": torch.cat([source, edited], dim=2)}
+        self._result_cache = (psi._version, {"edited": edited, "comparison": torch.cat([source, edited], dim=2)})
+        return self._result_cache[1]
 
     # ------------------------------------------------------------------ metrics of the result (validate)
     def val_dataloader(self) -> list[int]:
