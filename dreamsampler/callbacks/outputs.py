@@ -56,8 +56,7 @@ class WritePredictions(BasePredictionWriter):
                            dataloader_idx=0) -> None:
         out = Path(trainer.default_root_dir) / "predictions"
         for sample in prediction or []:
-            for key, img in sample.items():
-                if key == "name":
-                    continue
-                main = key == next(k for k in sample if k != "name")
-                save_image(img, out / (f"{sample['name']}.png" if main else f"{sample['name']}_{key}.png"))
+            name = sample["name"]
+            images = [(k, v) for k, v in sample.items() if k != "name"]     # the first one is the main result
+            for i, (key, img) in enumerate(images):
+                save_image(img, out / (f"{name}.png" if i == 0 else f"{name}_{key}.png"))

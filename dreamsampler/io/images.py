@@ -47,11 +47,15 @@ def load_image(path: str | Path, size: int | tuple[int, int] | None = None) -> T
     """
     arr = _to_float(_open(path, "image"))
     x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None]
-    if size is not None:
-        hw = (size, size) if isinstance(size, int) else tuple(size)
-        if x.shape[-2:] != hw:
-            x = F.interpolate(x, size=hw, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
-    return x
+    return x if size is None else resize_image(x, size)
+
+
+def resize_image(x: Tensor, size: int | tuple[int, int]) -> Tensor:
+    """Bicubic, antialiased resize of (1, 3, H, W) in [0, 1] to ``size × size`` or ``(height, width)``."""
+    hw = (size, size) if isinstance(size, int) else tuple(size)
+    if x.shape[-2:] == hw:
+        return x
+    return F.interpolate(x, size=hw, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
 
 
 def load_mask(path: str | Path, expected_hw: tuple[int, int]) -> Tensor:

@@ -48,35 +48,32 @@ def render_premultiplied(points: Tensor, colors: Tensor, height: int, width: int
     linear in the background): ``rgb = black``, ``alpha = 1 − (white − black)``.
     """
     pydiffvg = _import_pydiffvg()
-    dev, dt = points.device, points.dtype
-    pts, cols = points.cpu().float(), colors.cpu().float()  # differentiable casts
-    out = []
-    for b in range(points.shape[0]):
-        if points.shape[1] == 0:
-            out.append(torch.zeros(height, width, 4))
-            continue
-        white = torch.ones(height, width, 4)
-        black = torch.cat((torch.zeros(height, width, 3), torch.ones(height, width, 1)), -1)
-        on_white = _render_one(pydiffvg, pts[b], cols[b], height, width, samples, even_odd[b], white, seed)
-        on_black = _render_one(pydiffvg, pts[b], cols[b], height, width, samples, even_odd[b], black, seed)
-        rgb = on_black[..., :3]
-        alpha = 1 - (on_white[..., :3] - rgb).mean(-1, keepdim=True)
-        out.append(torch.cat((rgb, alpha), -1))
-    return torch.stack(out).to(device=dev, dtype=dt)
+    white = torch.ones(height, width, 4)
+    black = torch.cat((torch.zeros(height, width, 3), torch.ones(height, width, 1)), -1)
+
+    def one(p: Tensor, c: Tensor, eo: Tensor) -> Tensor:
+        on_white = _render_one(pydiffvg, p, c, height, width, samples, eo, white, seed)
+        rgb = _render_one(pydiffvg, p, c, height, width, samples, eo, black, seed)[..., :3]
+        return torch.cat((rgb, 1 - (on_white[..., :3] - rgb).mean(-1, keepdim=True)), -1)
+
+    return _per_scene(points, colors, even_odd, one, empty=torch.zeros(height, width, 4))
 
 
 def render_white(points: Tensor, colors: Tensor, height: int, width: int, samples: int,
                  even_odd: Tensor, seed: int = 0) -> Tensor:
     """``(B, H, W, 3)`` composited on white in one DiffVG call per scene (DiffVG's own convention)."""
     pydiffvg = _import_pydiffvg()
-    dev, dt = points.device, points.dtype
+    white = torch.ones(height, width, 4)
+
+    def one(p: Tensor, c: Tensor, eo: Tensor) -> Tensor:
+        return _render_one(pydiffvg, p, c, height, width, samples, eo, white, seed)[..., :3]
+
+    return _per_scene(points, colors, even_odd, one, empty=torch.ones(height, width, 3))
+
+
+def _per_scene(points: Tensor, colors: Tensor, even_odd: Tensor, render, empty: Tensor) -> Tensor:
+    """Run ``render(points, colors, even_odd)`` per scene on the CPU in float32 (DiffVG's only mode; the casts
+    are differentiable) and stack the results back on the input's device and dtype; no paths gives ``empty``."""
     pts, cols = points.cpu().float(), colors.cpu().float()
-    out = []
-    for b in range(points.shape[0]):
-        if points.shape[1] == 0:
-            out.append(torch.ones(height, width, 3))
-            continue
-        white = torch.ones(height, width, 4)
-        img = _render_one(pydiffvg, pts[b], cols[b], height, width, samples, even_odd[b], white, seed)
-        out.append(img[..., :3])
-    return torch.stack(out).to(device=dev, dtype=dt)
+    out = [empty if points.shape[1] == 0 else render(pts[b], cols[b], even_odd[b]) for b in range(points.shape[0])]
+    return torch.stack(out).to(device=points.device, dtype=points.dtype)

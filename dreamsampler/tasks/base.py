@@ -104,7 +104,7 @@ class DreamSamplerTask(L.LightningModule):
         return self._trainer.strategy.root_device if self._trainer is not None else self.device
 
     def setup(self, stage: str) -> None:
-        precision = str(getattr(self._trainer, "precision", "32-true")) if self._trainer is not None else "32-true"
+        precision = str(self._trainer.precision) if self._trainer is not None else "32-true"
         if precision in ("16-mixed", "16", "16-true", "bf16-true", "transformer-engine", "transformer-engine-float16"):
             raise InputError(f"trainer.precision={precision!r} is not supported for psi: 16-mixed's GradScaler "
                              "silently skips reverse steps on overflow and *-true half precision loses the proximal "

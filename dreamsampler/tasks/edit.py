@@ -12,7 +12,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure as
 from ..core import cfg, ddim_invert, localized_eps
 from ..errors import InputError
 from ..generators import LatentGenerator
-from ..io.images import box_mask, load_image, load_mask, to_latent_mask
+from ..io.images import box_mask, load_image, load_mask, resize_image, to_latent_mask
 from .base import DreamSamplerTask, Prediction
 
 
@@ -72,8 +72,9 @@ class EditTask(DreamSamplerTask):
                 raise InputError(f"target prompt must be a non-empty string, got {p!r}")
         if not isinstance(size, int) or size <= 0:
             raise InputError(f"size must be a positive integer, got {size!r}")
-        self.source = load_image(image, size)                      # (1, 3, S, S) in [0, 1]; validates the file
-        native_hw = tuple(load_image(image).shape[-2:])
+        native = load_image(image)                                 # validates the file; read once
+        native_hw = tuple(native.shape[-2:])
+        self.source = resize_image(native, size)                   # (1, 3, S, S) in [0, 1]
         pixel_masks = []
         for r in regions:
             if (r.mask is None) == (r.box is None):
