@@ -6,20 +6,38 @@ Every run lives in ``trainer.default_root_dir`` (the run directory): TensorBoard
 
 from __future__ import annotations
 
+import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from .callbacks import ExportResults, LogTrajectory, WritePredictions
+from .callbacks import ExportResults, LogTrajectory, RunCheckpoint, WritePredictions
 from .errors import InputError
 from .tasks import DreamSamplerTask
 
+
+class _DropTips(logging.Filter):
+    """Lightning's advertising tip is not something a user of this command needs to read on every run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith("💡 Tip")
+
+
+def quiet_startup() -> None:
+    """Keep the start of a run readable: no cloud tip, no per-file weight-loading bars, no library deprecations."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(_DropTips())
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 def check_checkpoint(path: Path) -> None:
@@ -43,25 +61,38 @@ class DreamSamplerCLI(LightningCLI):
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})   # resuming re-runs in the same directory
         kwargs.setdefault("trainer_defaults", {"max_epochs": 1, "log_every_n_steps": 5,
                                                "default_root_dir": "runs/default",
-                                               "inference_mode": False,
-                                               "num_sanity_val_steps": 0})   # predict runs whole optimizations
+                                               "inference_mode": False,      # predict runs whole optimizations
+                                               "enable_model_summary": False,
+                                               "num_sanity_val_steps": 0})
+        kwargs.setdefault("seed_everything_default", False)   # all noise comes from (seed, step, sample) generators
         super().__init__(DreamSamplerTask, *args, subclass_mode_model=True, auto_configure_optimizers=False,
                          **kwargs)
 
-    def add_arguments_to_parser(self, parser) -> None:
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--checkpoint_every", type=int, default=10,
-                            help="write <run dir>/checkpoints/last.ckpt every this many steps (psi is small)")
+                            help="write <run dir>/checkpoints/last.ckpt every this many reverse steps, and at the "
+                                 "end (0: only at the end; psi is small)")
+
+    def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
+        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+        if subcommand == "predict":     # results are written as they finish; keeping them all would grow memory
+            parser.set_defaults(return_predictions=False)
+        return parser
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Trainer:
         root = Path(config.get("default_root_dir") or "runs/default")
         if config.get("logger") in (None, True):
             config["logger"] = TensorBoardLogger(save_dir=str(root), name="", version="")
-        every = int(self.config[self.subcommand].get("checkpoint_every") or 10) if self.subcommand else 10
+        every = self.config[self.subcommand].get("checkpoint_every", 10) if self.subcommand else 10
+        if not isinstance(every, int) or every < 0:
+            raise InputError(f"--checkpoint_every must be an integer >= 0 (0: only at the end), got {every!r}")
         user_cbs = list(config.get("callbacks") or []) + list(callbacks)
         if config.get("enable_checkpointing", True) is not False and not any(
                 isinstance(c, ModelCheckpoint) for c in user_cbs):
-            callbacks.append(ModelCheckpoint(dirpath=root / "checkpoints", save_last=True, save_top_k=0,
-                                             every_n_train_steps=every, save_on_train_epoch_end=True))
+            # one reverse step = inner_steps optimizer steps (Lightning's global_step counts the latter)
+            steps = every * int(getattr(self.model, "inner_steps", 1))
+            callbacks.append(RunCheckpoint(dirpath=root / "checkpoints", save_last=True, save_top_k=0,
+                                           every_n_train_steps=steps, save_on_train_epoch_end=True))
         callbacks += [ExportResults(), LogTrajectory(), WritePredictions()]
         return super()._instantiate_trainer(config, callbacks)
 
@@ -87,6 +118,7 @@ class DreamSamplerCLI(LightningCLI):
 
 def main(args: list[str] | None = None) -> None:
     """Console entry point: ``dreamsampler fit -c configs/edit/demo.yaml``."""
+    quiet_startup()
     try:
         DreamSamplerCLI(args=args)
     except Exception as err:  # jsonargparse wraps errors raised while instantiating classes: find ours

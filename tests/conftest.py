@@ -27,9 +27,19 @@ def one_torch_thread():
 
 @pytest.fixture(scope="session")
 def tiny_backbone():
-    from dreamsampler.guidance import Backbone
+    from dreamsampler.backbones import Backbone
 
     return Backbone.load("tiny")
+
+
+@pytest.fixture(scope="session")
+def shapes_backbone():
+    """The shipped prior: trained, so its trajectories do not amplify rounding the way random weights do."""
+    from dreamsampler.backbones import SHAPES_PRIOR_DIR, Backbone
+
+    if not (SHAPES_PRIOR_DIR / "model_index.json").is_file():
+        pytest.fail(f"the shipped prior is missing at {SHAPES_PRIOR_DIR}")
+    return Backbone.load("shapes")
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 
-from dreamsampler.guidance import Backbone, BackboneError
+from dreamsampler.backbones import Backbone, BackboneError
 
 
 def test_folder_roundtrip_matches_in_memory(tiny_backbone, tmp_path):

@@ -7,7 +7,7 @@ import torch
 from diffusers import DDIMInverseScheduler, DDIMScheduler
 
 from dreamsampler.core import cfg, ddim_invert, eta_noise, localized_eps, renoise, z0_hat
-from dreamsampler.guidance.presets import sd15_scheduler
+from dreamsampler.backbones.presets import sd15_scheduler
 from dreamsampler.schedule import ReverseSchedule, ddim_timesteps
 from dreamsampler.seeding import randn
 

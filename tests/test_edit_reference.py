@@ -58,7 +58,7 @@ def fit(task, tmp_path):
 
 def test_edit_equals_plain_alg3(tiny_backbone, red_circle, tmp_path):
     task = EditTask(image=str(red_circle), prompt="a blue circle", size=16, backbone="tiny", nfe=20, gamma=3.0)
-    task.guidance = tiny_backbone
+    task.backbone = tiny_backbone
     ours = fit(task, tmp_path)
     ref = plain_alg3(tiny_backbone, red_circle, ["a blue circle"], nfe=20, size=16, gamma=3.0)
     rel = (ours - ref).norm() / ref.norm()
@@ -71,7 +71,7 @@ def test_edit_equals_plain_alg3(tiny_backbone, red_circle, tmp_path):
 def test_localized_edit_equals_plain_eq19(tiny_backbone, red_circle, tmp_path):
     regions = [{"prompt": "a blue circle", "box": [0, 0, 8, 16]}, {"prompt": "a green square", "box": [8, 0, 16, 8]}]
     task = EditTask(image=str(red_circle), regions=regions, size=16, backbone="tiny", nfe=12, gamma=3.0)
-    task.guidance = tiny_backbone
+    task.backbone = tiny_backbone
     ours = fit(task, tmp_path)
     m = torch.zeros(2, 1, 16, 16)
     m[0, :, :8, :] = 1
@@ -83,7 +83,7 @@ def test_localized_edit_equals_plain_eq19(tiny_backbone, red_circle, tmp_path):
 
 def test_psi_is_only_parameter_and_nets_stay_out_of_checkpoint(tiny_backbone, red_circle, tmp_path):
     task = EditTask(image=str(red_circle), prompt="a blue circle", size=16, backbone="tiny", nfe=3)
-    task.guidance = tiny_backbone
+    task.backbone = tiny_backbone
     fit(task, tmp_path)
     names = [n for n, _ in task.named_parameters()]
     assert names == ["generator.psi"]
@@ -94,7 +94,7 @@ def test_psi_is_only_parameter_and_nets_stay_out_of_checkpoint(tiny_backbone, re
 
 def test_validate_reports_faithfulness_to_source(tiny_backbone, red_circle, tmp_path):
     task = EditTask(image=str(red_circle), prompt="a blue circle", size=16, backbone="tiny", nfe=4)
-    task.guidance = tiny_backbone
+    task.backbone = tiny_backbone
     trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, default_root_dir=tmp_path, num_sanity_val_steps=0)
     trainer.fit(task)

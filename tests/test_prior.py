@@ -89,7 +89,7 @@ def test_ddim_inversion_round_trip_psnr():
     from diffusers import DDIMScheduler
 
     from dreamsampler.core.inversion import ddim_invert
-    from dreamsampler.guidance import Backbone
+    from dreamsampler.backbones import Backbone
     from dreamsampler.schedule import ddim_timesteps
 
     bb = Backbone.load("shapes", dtype="fp32", device="cpu")

@@ -1,4 +1,7 @@
-"""Editing quality with the shipped shapes prior (Alg. 3): the color changes, the structure stays."""
+"""Editing quality with the shipped shapes prior (Alg. 3): the color changes, the structure stays.
+
+The whole table is one batched run (all cases advance together; each gets the result it would get alone, see
+test_batching.py) shared by the per-case tests."""
 
 from __future__ import annotations
 
@@ -6,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+import lightning as L
+
 from dreamsampler import shapes
-from dreamsampler.guidance import SHAPES_PRIOR_DIR, Backbone
 from dreamsampler.io.images import save_image
 from dreamsampler.tasks import EditTask
 
@@ -27,24 +31,38 @@ CASES = [
 ]
 
 
+def _values(case):
+    return case.values if hasattr(case, "values") else case
+
+
 @pytest.fixture(scope="module")
-def shapes_backbone():
-    if not (SHAPES_PRIOR_DIR / "model_index.json").is_file():
-        pytest.fail(f"the shipped prior is missing at {SHAPES_PRIOR_DIR}")
-    return Backbone.load("shapes")
-
-
-@pytest.mark.parametrize("src_color, shape, center, size, tgt_color", CASES,
-                         ids=lambda v: None)
-def test_edit_changes_color_and_keeps_shape(shapes_backbone, tmp_path, src_color, shape, center, size, tgt_color):
-    src = torch.from_numpy(shapes.render_shape(src_color, shape, center=center, size=size)).permute(2, 0, 1)
-    save_image(src, tmp_path / "src.png")
-    task = EditTask(image=str(tmp_path / "src.png"), prompt=shapes.caption(tgt_color, shape), size=64,
-                    backbone="shapes", nfe=50, gamma=GAMMA)
-    task.guidance = shapes_backbone
-    task.run_standalone()              # the fit path itself is pinned to Alg. 3 by test_edit_reference.py
+def table(shapes_backbone, tmp_path_factory):
+    """Sources and edited images of every case, from one batched fit."""
+    tmp = tmp_path_factory.mktemp("prior_edit")
+    samples, sources = [], []
+    for i, case in enumerate(CASES):
+        src_color, shape, center, size, tgt_color = _values(case)
+        src = torch.from_numpy(shapes.render_shape(src_color, shape, center=center, size=size)).permute(2, 0, 1)
+        save_image(src, tmp / f"case{i}.png")
+        samples.append({"image": str(tmp / f"case{i}.png"), "prompt": shapes.caption(tgt_color, shape)})
+        sources.append(src)
+    task = EditTask(samples=samples, size=64, backbone="shapes", nfe=50, gamma=GAMMA, trajectory_every=0)
+    task.backbone = shapes_backbone
+    L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False, default_root_dir=tmp, limit_val_batches=0).fit(task)
     with torch.no_grad():
         edited = task.result_images()["edited"]
+    return {name: (src, out) for name, src, out in zip(task.sample_names, sources, edited)}
+
+
+@pytest.mark.parametrize("case", range(len(CASES)),
+                         ids=lambda i: "{}-{}-to-{}".format(*[_values(CASES[i])[k] for k in (0, 1, 4)]))
+def test_edit_changes_color_and_keeps_shape(table, case, request):
+    if hasattr(CASES[case], "marks"):
+        for mark in CASES[case].marks:
+            request.applymarker(mark)
+    _, shape, _, _, tgt_color = _values(CASES[case])
+    src, edited = table[f"case{case}"]
     assert shapes.dominant_color(edited) == tgt_color
     iou = shapes.mask_iou(shapes.shape_mask(src), shapes.shape_mask(edited))
     assert iou >= 0.7, f"structure lost: IoU {iou:.2f}"

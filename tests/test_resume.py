@@ -1,4 +1,8 @@
-"""`fit` killed with SIGKILL at a random step and resumed with `--ckpt_path last` ends bit-identical."""
+"""`fit` killed with SIGKILL mid-run and resumed with `--ckpt_path last` ends bit-identical to an uninterrupted run.
+
+The kill moment is drawn from a seeded RNG (``DREAMSAMPLER_KILL_SEED``, printed on failure), so a failing kill
+can be replayed exactly; the run dies inside the process at the start of that reverse step (``killer.KillAt``).
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,31 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from conftest import REPO, run_cli
 
-NFE = 150
+KILL_SEED = int(os.environ.get("DREAMSAMPLER_KILL_SEED", "20261202"))
+EVERY = 2                                                 # checkpoint every 2 reverse steps
+
+SGD_ETA = dict(nfe=40, inner_steps=1, extra="    eta: 0.5          # stochastic renoising: the noise must survive too\n")
+ADAM_INNER = dict(nfe=30, inner_steps=3, extra="""    eta: 0.3
+    optimizer:
+      class_path: torch.optim.Adam
+      init_args: {lr: 0.05, betas: [0.9, 0.9], eps: 1.0e-6}
+    lr_scheduler:
+      class_path: torch.optim.lr_scheduler.LinearLR
+      init_args: {start_factor: 1.0, end_factor: 0.4, total_iters: 30}
+""")
 
 
-def write_config(tmp: Path, image: Path, name: str) -> Path:
+def write_config(tmp: Path, image: Path, name: str, case: dict, kill_at: int | None = None) -> Path:
     cfg = tmp / f"{name}.yaml"
+    callbacks = (f"  callbacks:\n    - class_path: killer.KillAt\n      init_args: {{step: {kill_at}}}\n"
+                 if kill_at is not None else "")
     cfg.write_text(f"""
 model:
   class_path: dreamsampler.tasks.EditTask
@@ -27,52 +44,44 @@ model:
     prompt: a blue circle
     size: 16
     backbone: tiny
-    nfe: {NFE}
-    eta: 0.5          # stochastic renoising: the (seed, step) noise must also survive the restart
-trainer:
-  default_root_dir: {tmp / name}
+    nfe: {case['nfe']}
+    inner_steps: {case['inner_steps']}
+{case['extra']}trainer:
+  default_root_dir: {tmp / 'run' if kill_at is not None or name.startswith('resume') else tmp / name}
   enable_progress_bar: false
-checkpoint_every: 2
+{callbacks}checkpoint_every: {EVERY}
 """)
     return cfg
 
 
-def final_psi(run: Path) -> torch.Tensor:
+def final_state(run: Path, case: dict) -> dict:
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert ckpt["global_step"] == NFE
-    return ckpt["state_dict"]["generator.psi"]
+    assert ckpt["global_step"] == case["nfe"] * case["inner_steps"]
+    return ckpt
 
 
-def start_fit(cfg: Path) -> tuple[subprocess.Popen, float]:
-    """Start ``dreamsampler fit`` and return it once its first checkpoint exists, with that time."""
-    proc = subprocess.Popen([sys.executable, "-m", "dreamsampler.cli", "fit", "-c", str(cfg)], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = Path(str(cfg)[:-5]) / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 240
-    while not last.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.01)
-    return proc, time.time()
+@pytest.mark.parametrize("case", [SGD_ETA, ADAM_INNER], ids=["sgd-eta", "adam-3-inner-steps-lr-schedule"])
+def test_sigkill_then_resume_is_bit_identical(red_circle, tmp_path, case):
+    kill_at = random.Random(f"{KILL_SEED}:{case['inner_steps']}").randrange(EVERY + 1, case["nfe"] - 1)
+    replay = f"(replay: DREAMSAMPLER_KILL_SEED={KILL_SEED}, killed at reverse step {kill_at})"
+    full = run_cli("fit", "-c", str(write_config(tmp_path, red_circle, "full", case)))
+    assert full.returncode == 0, full.stderr[-3000:]
 
-
-def test_sigkill_then_resume_is_bit_identical(red_circle, tmp_path):
-    full, first_ckpt = start_fit(write_config(tmp_path, red_circle, "full"))
-    assert full.wait() == 0
-    span = time.time() - first_ckpt                # how long the steps after the first checkpoint take
-
-    cfg = write_config(tmp_path, red_circle, "killed")
-    run = tmp_path / "killed"
-    last = run / "checkpoints" / "last.ckpt"
-    proc, _ = start_fit(cfg)
-    time.sleep(random.uniform(0.0, 0.4 * span))    # a random later step (span includes teardown)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    killed_at = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
-    assert 0 < killed_at < NFE, f"kill landed at step {killed_at}: the run was not interrupted"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
+    killed = subprocess.run([sys.executable, "-m", "dreamsampler.cli", "fit", "-c",
+                             str(write_config(tmp_path, red_circle, "killed", case, kill_at))],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, f"{replay} {killed.stderr[-2000:]}"
+    run = tmp_path / "run"
+    saved = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"]
+    assert saved == (kill_at // EVERY) * EVERY * case["inner_steps"], replay   # the last periodic checkpoint
     assert not (run / "edited.png").exists()
 
-    resumed = run_cli("fit", "-c", str(cfg), "--ckpt_path", "last")
+    resumed = run_cli("fit", "-c", str(write_config(tmp_path, red_circle, "resume", case)), "--ckpt_path", "last")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "Restored all states from the checkpoint" in resumed.stdout + resumed.stderr   # not a fresh start
-    assert torch.equal(final_psi(run), final_psi(tmp_path / "full")), f"differs after a kill at step {killed_at}"
-    assert (run / "edited.png").read_bytes() == (tmp_path / "full" / "edited.png").read_bytes()
+    assert "Restored all states from the checkpoint" in resumed.stdout + resumed.stderr, replay   # not a fresh start
+    ours, ref = final_state(run, case), final_state(tmp_path / "full", case)
+    for key in ("generator.psi", "eps_tilde"):
+        assert torch.equal(ours["state_dict"][key], ref["state_dict"][key]), f"{key} differs {replay}"
+    assert ours["lr_schedulers"] == ref["lr_schedulers"], replay
+    assert (run / "edited.png").read_bytes() == (tmp_path / "full" / "edited.png").read_bytes(), replay

@@ -22,7 +22,7 @@ import lightning as L
 import torch
 from PIL import Image
 
-from dreamsampler.guidance import Backbone
+from dreamsampler.backbones import Backbone
 from dreamsampler.io.images import load_image
 from dreamsampler.schedule import ddim_timesteps
 from dreamsampler.tasks import EditTask
@@ -91,13 +91,13 @@ def official_loop(bb: Backbone, image: Path, prompt: str, nfe: int, size: int, g
 def ours(bb: Backbone, image: Path, prompt: str, nfe: int, size: int, gamma: float, device: str) -> torch.Tensor:
     task = EditTask(image=str(image), prompt=prompt, size=size, backbone=bb.name, nfe=nfe, gamma=gamma,
                     trajectory_every=0)
-    task.guidance = bb
+    task.backbone = bb
     trainer = L.Trainer(accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, max_epochs=1,
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=0)   # the algorithm, not its metrics
     trainer.fit(task)
     with torch.no_grad():
-        return task.guidance.decode(task.generator.psi)
+        return task.backbone.decode(task.generator.psi)
 
 
 def timed(fn, device: torch.device):

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dreamsampler import shapes  # noqa: E402
-from dreamsampler.guidance.tokenizer import write_clip_tokenizer  # noqa: E402
+from dreamsampler.backbones.tokenizer import write_clip_tokenizer  # noqa: E402
 
 MAX_LENGTH = 16  # tokenizer model_max_length == text encoder max_position_embeddings
 

@@ -1,5 +1,5 @@
-"""Callbacks that write outputs (PNGs, TensorBoard images)."""
+"""Callbacks that write outputs (PNGs, TensorBoard images, predictions, checkpoints)."""
 
-from .outputs import ExportResults, LogTrajectory, WritePredictions, run_dir
+from .outputs import ExportResults, LogTrajectory, RunCheckpoint, WritePredictions, run_dir
 
-__all__ = ["ExportResults", "LogTrajectory", "WritePredictions", "run_dir"]
+__all__ = ["ExportResults", "LogTrajectory", "RunCheckpoint", "WritePredictions", "run_dir"]

@@ -1,12 +1,16 @@
-"""Callbacks that write what a person looks at: result PNGs, and z0_hat trajectories in TensorBoard."""
+"""Callbacks that write outputs: result PNGs, TensorBoard images, dataset predictions, the run's checkpoints."""
 
 from __future__ import annotations
 
+import json
+import os
+import time
+import warnings
 from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -18,20 +22,33 @@ def run_dir(trainer: L.Trainer) -> Path:
     return Path(trainer.log_dir or trainer.default_root_dir)
 
 
+def sample_files(name: str | None, images: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
+    """File names of one sample's images: ``<key>.png`` for a lone sample (``name`` None), else ``<name>.png``
+    for the first (main) image and ``<name>_<key>.png`` for the others."""
+    if name is None:
+        return [(f"{key}.png", img) for key, img in images.items()]
+    return [(f"{name}.png" if i == 0 else f"{name}_{key}.png", img) for i, (key, img) in enumerate(images.items())]
+
+
 class ExportResults(L.Callback):
-    """At the end of ``fit``, write each of ``pl_module.result_images()`` as ``<run dir>/<name>.png``."""
+    """At the end of ``fit``, write ``pl_module.result_images()``: ``<run dir>/<key>.png`` for one sample, or
+    ``<run dir>/samples/<name>[_<key>].png`` for each of several."""
 
     @rank_zero_only
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         with torch.no_grad():
             images = pl_module.result_images()
-        for name, img in images.items():
-            path = save_image(img, run_dir(trainer) / f"{name}.png")
-            print(f"dreamsampler: wrote {path}")
+        names = pl_module.sample_names
+        for b, name in enumerate(names):
+            one = {key: img[b] for key, img in images.items()}
+            folder = run_dir(trainer) if len(names) == 1 else run_dir(trainer) / "samples"
+            for file, img in sample_files(None if len(names) == 1 else name, one):
+                print(f"dreamsampler: wrote {save_image(img, folder / file)}")
 
 
 class LogTrajectory(L.Callback):
-    """Log the decoded z0_hat that the task stored (every ``trajectory_every`` steps) to TensorBoard."""
+    """Log the decoded z0_hat that the task stored (every ``trajectory_every`` steps) to TensorBoard, the B
+    samples side by side."""
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         z = getattr(pl_module, "last_z0_hat", None)
@@ -41,22 +58,47 @@ class LogTrajectory(L.Callback):
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 with torch.no_grad():
-                    img = pl_module.decode_latent(z)[0].float().cpu()
+                    img = torch.cat(list(pl_module.decode_latent(z).float().cpu()), dim=2)
                 logger.experiment.add_image("z0_hat", img, global_step=int(batch["step"]))
 
 
 class WritePredictions(BasePredictionWriter):
-    """Write each predicted sample as it finishes: ``<run dir>/predictions/<name>.png`` (+ other images as
-    ``<name>_<key>.png``), atomically, from whichever rank computed it."""
+    """Write each predicted sample as its batch finishes: ``<run dir>/predictions/<name>.png`` (+ other images as
+    ``<name>_<key>.png``), atomically, from whichever rank computed it; each rank appends one line per sample to
+    ``predictions/done.rank<r>.jsonl`` (name, rank, seconds since the run started)."""
 
     def __init__(self) -> None:
         super().__init__(write_interval="batch")
+        self._t0 = time.time()
+
+    def on_predict_start(self, trainer, pl_module) -> None:
+        self._t0 = time.time()
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx,
                            dataloader_idx=0) -> None:
         out = Path(trainer.default_root_dir) / "predictions"
         for sample in prediction or []:
             name = sample["name"]
-            images = [(k, v) for k, v in sample.items() if k != "name"]     # the first one is the main result
-            for i, (key, img) in enumerate(images):
-                save_image(img, out / (f"{name}.png" if i == 0 else f"{name}_{key}.png"))
+            for file, img in sample_files(name, {k: v for k, v in sample.items() if k != "name"}):
+                save_image(img, out / file)
+            line = json.dumps({"name": name, "rank": trainer.global_rank, "seconds": round(time.time() - self._t0, 3)})
+            with open(out / f"done.rank{trainer.global_rank}.jsonl", "a") as f:
+                f.write(line + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """``checkpoints/last.ckpt`` every N optimizer steps and, whatever N, once more when the run ends (Lightning's
+    own ``save_last`` skips the end when the last periodic save was earlier)."""
+
+    def on_train_batch_end(self, *args, **kwargs) -> None:
+        # Lightning warns that under manual optimization a checkpoint holds the state *after* the step: that is
+        # exactly the state to resume from (the step's state advance happens inside training_step).
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+            super().on_train_batch_end(*args, **kwargs)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

@@ -27,18 +27,27 @@ def cfg(eps_uc: Tensor, eps_c: Tensor, omega: Tensor | float) -> Tensor:
     return eps_uc + omega * (eps_c - eps_uc)
 
 
-def localized_eps(eps_uc: Tensor, eps_guided: Tensor, masks: Tensor | None) -> Tensor:
-    """Spatially localized guidance, eq. (19): ``sum_i M_i * eps_i + (1 - sum_i M_i) * eps_uc``.
+def localized_eps(eps_uc: Tensor, eps_guided: Tensor, masks: Tensor | None = None,
+                  owner: Tensor | None = None) -> Tensor:
+    """Spatially localized guidance, eq. (19): ``sum_i M_i * eps_i + (1 - sum_i M_i) * eps_uc``, per sample.
 
-    ``eps_guided`` is (K, C, h, w), one guided estimate per prompt; ``masks`` is (K, 1, h, w) with
-    ``sum_i M_i <= 1`` or None (a single prompt that covers the whole image).
+    ``eps_uc`` is (B, C, h, w), one unconditional estimate per sample; ``eps_guided`` is (K, C, h, w), one
+    guided estimate per prompt, and prompt k belongs to sample ``owner[k]`` (default: all to sample 0);
+    ``masks`` is (K, 1, h, w) with ``sum_i M_i <= 1`` per sample, or None: every prompt covers its whole image.
     """
     if masks is None:
-        if eps_guided.shape[0] != 1:
-            raise ValueError(f"{eps_guided.shape[0]} prompts need {eps_guided.shape[0]} masks, got none")
-        return eps_guided
-    covered = masks.sum(0, keepdim=True)
-    return (masks * eps_guided).sum(0, keepdim=True) + (1 - covered) * eps_uc
+        masks = torch.ones_like(eps_guided[:, :1])
+    if owner is None:
+        owner = torch.zeros(eps_guided.shape[0], dtype=torch.long, device=eps_guided.device)
+    covered = torch.zeros_like(eps_uc[:, :1]).index_add_(0, owner, masks.to(eps_uc.dtype))
+    guided = torch.zeros_like(eps_uc).index_add_(0, owner, masks * eps_guided)
+    return guided + (1 - covered) * eps_uc
+
+
+def eps_from_v(v: Tensor, z_t: Tensor, alpha_bar_t: Tensor | float) -> Tensor:
+    """Epsilon from a v-prediction (Salimans & Ho): ``eps = sqrt(alpha_bar_t) v + sqrt(1 - alpha_bar_t) z_t``."""
+    ab = torch.as_tensor(alpha_bar_t, dtype=torch.float64)
+    return _sqrt(ab, v) * v + _sqrt(1 - ab, v) * z_t
 
 
 def eta_noise(eps_hat: Tensor, noise: Tensor | None, alpha_bar_t: Tensor | float, alpha_bar_prev: Tensor | float,

@@ -12,8 +12,9 @@ from ..errors import InputError
 
 
 def read_manifest(path: str | Path) -> list[dict]:
-    """Items ``{"name", "image", "prompt" | "regions"}`` of a JSON-lines file; relative paths are resolved against
-    the manifest's folder, ``name`` defaults to the image's stem and must be unique."""
+    """Items ``{"name"?, "image"?, "prompt" | "regions"}`` of a JSON-lines file (the task checks what it needs);
+    relative paths are resolved against the manifest's folder, ``name`` defaults to the image's stem (else
+    ``line<N>``) and must be unique: it names the sample's outputs and keys its noise."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"manifest file {str(path)!r} does not exist")
@@ -25,15 +26,17 @@ def read_manifest(path: str | Path) -> list[dict]:
             item = json.loads(line)
         except json.JSONDecodeError as err:
             raise InputError(f"manifest {str(path)!r} line {lineno}: not valid JSON ({err.msg})") from err
-        if not isinstance(item, dict) or "image" not in item or not ({"prompt", "regions"} & set(item)):
-            raise InputError(f"manifest {str(path)!r} line {lineno}: expected an object with `image` and "
-                             f"`prompt` (or `regions`), got {line.strip()[:80]!r}")
-        image = Path(item["image"])
-        item["image"] = str(image if image.is_absolute() else path.parent / image)
+        if not isinstance(item, dict) or not ({"prompt", "regions"} & set(item)):
+            raise InputError(f"manifest {str(path)!r} line {lineno}: expected an object with `prompt` (or "
+                             f"`regions`) and, for edits, `image`; got {line.strip()[:80]!r}")
+        if item.get("image"):
+            image = Path(item["image"])
+            item["image"] = str(image if image.is_absolute() else path.parent / image)
+            item.setdefault("name", image.stem)
         for region in item.get("regions") or []:
             if region.get("mask") and not Path(region["mask"]).is_absolute():
                 region["mask"] = str(path.parent / region["mask"])
-        item.setdefault("name", image.stem)
+        item.setdefault("name", f"line{lineno}")
         if item["name"] in names:
             raise InputError(f"manifest {str(path)!r} line {lineno}: duplicate name {item['name']!r}")
         names.add(item["name"])
@@ -42,13 +45,16 @@ def read_manifest(path: str | Path) -> list[dict]:
 
 
 class EditManifest(L.LightningDataModule):
-    """``predict`` data: one item per manifest line, one sample per step; with DDP, Lightning's sampler gives
-    each rank disjoint samples. Samples whose ``<run dir>/predictions/<name>.png`` exists are skipped, so an
-    interrupted dataset run is restarted by running the same command again."""
+    """``predict`` data: one item per manifest line, ``batch_size`` samples advanced together per predict step
+    (one UNet call for all of them); with DDP, Lightning's sampler gives each rank disjoint samples. Samples whose
+    ``<run dir>/predictions/<name>.png`` exists are skipped, so an interrupted dataset run is restarted by running
+    the same command again."""
 
-    def __init__(self, manifest: str, skip_done: bool = True) -> None:
+    def __init__(self, manifest: str, batch_size: int = 1, skip_done: bool = True) -> None:
         super().__init__()
-        self.manifest, self.skip_done = manifest, skip_done
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
+            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.manifest, self.batch_size, self.skip_done = manifest, batch_size, skip_done
         self.items = read_manifest(manifest)                # validate early, before any model is loaded
 
     def predict_dataloader(self) -> DataLoader:
@@ -56,4 +62,4 @@ class EditManifest(L.LightningDataModule):
         if self.skip_done and self.trainer is not None:
             done = Path(self.trainer.default_root_dir) / "predictions"
             items = [it for it in items if not (done / f"{it['name']}.png").exists()]
-        return DataLoader(items, batch_size=1, shuffle=False, collate_fn=list)
+        return DataLoader(items, batch_size=self.batch_size, shuffle=False, collate_fn=list)

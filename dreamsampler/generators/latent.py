@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 
 class LatentGenerator(nn.Module):
-    """psi is a latent of shape (1, C, h, w); ``forward()`` returns it (identity generator)."""
+    """psi is a batch of latents (B, C, h, w), one per independent sample; ``forward()`` returns it (identity)."""
 
     #: g(psi) already lives in the latent space: no VAE encoder between g and the proximal term.
     outputs_latent = True
@@ -18,3 +18,13 @@ class LatentGenerator(nn.Module):
 
     def forward(self) -> Tensor:
         return self.psi
+
+    def param_groups(self) -> list[dict]:
+        """Optimizer parameter groups (one: the latent); a generator with several kinds of parameters (SVG points
+        and colors) returns one group each, with its own ``lr`` where it needs one."""
+        return [{"params": [self.psi], "name": "psi"}]
+
+    @torch.no_grad()
+    def set_latent(self, z: Tensor) -> None:
+        """Start psi at the latent ``z`` (B, C, h, w) (e.g. the last DDIM-inversion step's z0')."""
+        self.psi.copy_(z)

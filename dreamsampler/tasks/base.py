@@ -1,101 +1,161 @@
 """DreamSampler as a LightningModule (Alg. 2): psi are the only parameters, the schedule is the dataloader.
 
-Each training step is one reverse step t → t⁻:
-  1. ``z_t = renoise(E(g(psi)), eps_tilde, alpha_bar_t)``                       eq. (12)
-  2. ``eps_hat`` (and the renoising noise) from the frozen backbone           subclass: ``predict``
-  3. one optimizer step on ``||E(g(psi)) - z0_hat||^2 + lambda R``           eqs. (13)-(14)
-  4. ``eps_tilde <- eta_noise(eps_renoise, noise(seed, step))``              eq. (5), inside ``optimizer_step``
-State that must survive a restart (psi, eps_tilde, whether the start was initialised) is parameters or
-persistent buffers; the frozen backbone is a plain attribute and never reaches ``state_dict``.
+The step contract. Each batch of the schedule is one reverse step t → t⁻ for all B samples of the task at once:
+  1. ``z_t = renoise(E(g(psi)), eps_tilde, alpha_bar_t)``                        eq. (12)
+  2. the task's ``targets(z_t, step)``: the proximal target ẑ₀ (Tweedie's, eq. (14), or one it builds directly)
+     and the renoising noise, from the frozen backbone (no graph, unless ``needs_backbone_grad``)
+  3. ``inner_steps`` optimizer steps on ``sum_k weight_k * term_k`` — the task's named ``terms``; the default is
+     the proximal term ``||E(g(psi)) - ẑ₀||^2`` of eq. (13)
+  4. ``eps_tilde <- eta_noise(eps_renoise, noise(seed, step, sample))``          eq. (5)
+All four happen inside ``training_step`` (manual optimization), so a checkpoint written at a step boundary
+always holds a consistent (psi, eps_tilde, optimizer, scheduler) state. ``predict`` runs the very same
+``dream_step`` over the same schedule for every batch of dataset samples.
+
+A new task implements: ``load_batch`` (dataset items → its samples, validated), ``fit_batch`` (the samples of
+``fit``), ``build_generator``, ``init_state`` (the start: inversion, noise or a given psi), ``targets``, and
+optionally ``terms``, ``needs_backbone_grad`` and ``result_images``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import lightning as L
 import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.core.optimizer import _init_optimizers_and_lr_schedulers
 from torch import Tensor, nn
 
-from ..core import eta_noise, renoise, z0_hat
-from ..guidance import Backbone
-from ..guidance.backbone import DType
+from ..backbones import Backbone
+from ..backbones.backbone import DType
+from ..core import Term, ddim_invert, eta_noise, renoise, squared_error, total_loss
+from ..errors import InputError
 from ..schedule import ReverseSchedule, ddim_timesteps
 from ..schedule.timesteps import Spacing
-from ..seeding import randn
-from ..errors import InputError
+from ..seeding import randn_batch
+
+#: Trainer precisions that would corrupt the reverse steps (see ``setup``).
+_BAD_PRECISIONS = ("16-mixed", "16", "16-true", "bf16-true", "transformer-engine", "transformer-engine-float16")
 
 
 @dataclass
-class Prediction:
-    """What a task's ``predict`` returns for one reverse step."""
+class Targets:
+    """What the frozen model gives for one reverse step, per sample (B, C, h, w)."""
 
-    eps_hat: Tensor          #: the guided estimate that defines the proximal target z0_hat
-    eps_renoise: Tensor      #: the noise carried to the next step (Alg. 3: the unconditional one)
+    z0: Tensor               #: the proximal target ẑ₀ (Tweedie's from an eps, or built directly)
+    eps_renoise: Tensor      #: the noise carried to the next step before eq. (5)'s mixing (Alg. 3: eps_uc)
+
+
+def proximal_sgd(params: Any) -> torch.optim.Optimizer:
+    """SGD with lr 0.5: one step on the summed ``||psi - ẑ₀||^2`` lands exactly on ẑ₀ (latent generator, eq. 7)."""
+    return torch.optim.SGD(params, lr=0.5)
+
+
+def _as_list(x: Any) -> list:
+    return [] if x is None else list(x) if isinstance(x, (list, tuple)) else [x]
 
 
 class DreamSamplerTask(L.LightningModule):
-    """Base task: a generator ``g`` (an ``nn.Module`` holding psi) driven through a reverse DDIM schedule.
+    """Base task: a generator ``g`` (an ``nn.Module`` holding psi for B samples) driven through a reverse schedule.
 
     Args:
-        backbone: frozen model source: ``"shapes"`` (shipped prior), ``"tiny"``, ``"sd15-random"``, a hub id,
-            a diffusers folder or a ``.safetensors`` file.
+        backbone: frozen model source: ``"shapes"`` (shipped prior), ``"tiny"``, ``"tiny-v"``, ``"sd15-random"``,
+            a hub id, a diffusers folder or a ``.safetensors`` file.
         backbone_dtype: dtype of the frozen networks (``fp32``, ``fp16``, ``bf16``).
         nfe: number of reverse steps (= UNet evaluations per prompt batch).
         spacing: DDIM timestep spacing, as diffusers' ``timestep_spacing``.
         t_range: optional ``[t_min, t_max]`` kept from the schedule.
         eta: stochasticity of eq. (5); 0 is deterministic (Alg. 3).
-        seed: run seed; step noise comes from generators seeded by ``(seed, step)``.
-        lr: step size zeta of the proximal update; 0.5 makes one SGD step on the summed squared error land
-            exactly on the minimiser of ``||psi - z0_hat||^2`` (design/algorithms.md).
-        trajectory_every: store the decoded z0_hat every this many steps for the TensorBoard callback (0: never).
+        seed: run seed; noise comes from generators seeded by ``(seed, step, sample name)``.
+        inner_steps: optimizer steps per reverse step (the state advance follows the last one).
+        optimizer: builds the optimizer from the generator's parameter groups (default: SGD lr 0.5, the exact
+            proximal minimiser for a latent generator); e.g. ``{class_path: torch.optim.Adam, init_args: {...}}``.
+        lr_scheduler: optional LR scheduler, stepped once per reverse step.
+        trajectory_every: store ẑ₀ every this many steps for the TensorBoard callback (0: never).
     """
 
     def __init__(self, backbone: str = "shapes", backbone_dtype: DType = "fp32", nfe: int = 50,
                  spacing: Spacing = "leading", t_range: tuple[int, int] | None = None, eta: float = 0.0,
-                 seed: int = 0, lr: float = 0.5, trajectory_every: int = 10) -> None:
+                 seed: int = 0, inner_steps: int = 1, optimizer: OptimizerCallable = proximal_sgd,
+                 lr_scheduler: LRSchedulerCallable | None = None, trajectory_every: int = 10) -> None:
         super().__init__()
-        if not isinstance(nfe, int) or isinstance(nfe, bool) or nfe <= 0:
-            raise InputError(f"nfe must be a positive integer, got {nfe!r}")
+        for name, value in (("nfe", nfe), ("inner_steps", inner_steps)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
         Backbone.check_source(backbone, backbone_dtype)
         if eta < 0:
             raise InputError(f"eta must be >= 0, got {eta}")
+        self.automatic_optimization = False        # the step contract runs its own inner optimizer steps
         self.backbone_source, self.backbone_dtype = backbone, backbone_dtype
-        self.nfe, self.spacing, self.t_range, self.eta, self.seed, self.lr = nfe, spacing, t_range, eta, seed, lr
+        self.nfe, self.spacing, self.t_range, self.eta, self.seed = nfe, spacing, t_range, eta, seed
+        self.inner_steps, self.optimizer, self.lr_scheduler = inner_steps, optimizer, lr_scheduler
         self.trajectory_every = trajectory_every
-        self.guidance: Backbone | None = None     # plain attribute: never a registered submodule
-        self.generator: nn.Module | None = None
+        self.backbone: Backbone | None = None       # plain attribute: never a registered submodule
+        self.generator: nn.Module | None = None     # g(psi)
+        self.sample_names: list[str] = []           # the current batch's samples (noise keys, output names)
         self.register_buffer("initialized", torch.tensor(False))
-        self._pending_eps: Tensor | None = None
         self.last_z0_hat: Tensor | None = None
 
-    # ------------------------------------------------------------------ hooks for subclasses
-    def build_generator(self) -> nn.Module:
-        """Return the generator module holding psi (shapes may depend on ``self.guidance``)."""
+    # ------------------------------------------------------------------ what a task implements
+    def load_batch(self, items: Sequence[dict]) -> Any:
+        """Dataset items (manifest lines) → this task's loaded, validated batch of samples (no backbone needed)."""
+        raise NotImplementedError
+
+    def fit_batch(self) -> Any:
+        """The loaded batch of samples that ``fit`` optimizes (from the config)."""
+        raise NotImplementedError
+
+    def build_generator(self, batch: Any) -> nn.Module:
+        """Return the generator holding psi for the batch (shapes may depend on ``self.backbone``); register any
+        per-batch tensors the steps need as non-persistent buffers here, so they move with the module."""
         raise NotImplementedError
 
     def init_state(self) -> Tensor:
-        """Set psi to its start value (e.g. from DDIM inversion) and return eps_tilde's start value."""
+        """Set psi to its start value and return eps_tilde's (``start_from_inversion`` / ``start_from_noise``)."""
         raise NotImplementedError
 
-    def predict(self, z_t: Tensor, batch: dict) -> Prediction:
-        """The frozen model's estimates at ``z_t`` for this step (no gradient through the UNet)."""
+    def targets(self, z_t: Tensor, step: dict) -> Targets:
+        """The frozen model's ẑ₀ target and renoising noise at ``z_t`` (B, C, h, w) for this step."""
         raise NotImplementedError
 
-    def regularizer(self, g_out: Tensor, batch: dict) -> Tensor | None:
-        """lambda·R(g(psi)) of eq. (13); None for the plain proximal step."""
-        return None
+    def terms(self, g_out: Tensor, latent: Tensor, targets: Targets, step: dict) -> dict[str, Term]:
+        """The named, weighted terms of eq. (13) for ``g_out = g(psi)`` and ``latent = E(g(psi))``."""
+        return {"prox": Term(squared_error(latent, targets.z0))}
 
-    # ------------------------------------------------------------------ shared machinery
-    def load_guidance(self, device: torch.device | None = None) -> Backbone:
+    def needs_backbone_grad(self, step: dict) -> bool:
+        """Whether ``targets`` needs d/dz_t through the frozen nets this step (DPS); ``z_t`` then requires grad."""
+        return False
+
+    def result_images(self) -> dict[str, Tensor]:
+        """Named (B, 3, H, W) images in [0, 1]; the first is the main result (written as PNG at the end)."""
+        return {}
+
+    # ------------------------------------------------------------------ starts (Alg. 2 line 1 / Alg. 3)
+    def start_from_inversion(self, z0: Tensor, null_emb: Tensor) -> Tensor:
+        """psi, eps_tilde = (z0', eps) of the last unconditional DDIM-inversion step of ``z0``: renoised, exactly z_T."""
+        bb = self.backbone
+        emb = null_emb.expand(z0.shape[0], -1, -1)
+        psi0, eps0 = ddim_invert(lambda z, t: bb.eps(z, t, emb), z0, self.timesteps, bb.alphas_cumprod,
+                                 return_pair=True)
+        self.generator.set_latent(psi0)
+        return eps0
+
+    def start_from_noise(self) -> Tensor:
+        """Alg. 2 line 1: eps_tilde ~ N(0, I) from ``(seed, step -1, sample)``; psi keeps its own start."""
+        with torch.no_grad():
+            shape = self.encode_generated(self.generator()).shape
+        return randn_batch(tuple(shape[1:]), self.seed, -1, self.sample_names, device=self.device)
+
+    # ------------------------------------------------------------------ the frozen backbone
+    def load_backbone(self, device: torch.device | None = None) -> Backbone:
         """The frozen backbone, loaded once, on ``device`` (default: where the task's tensors are)."""
         device = device or self.device
-        if self.guidance is None:
-            self.guidance = Backbone.load(self.backbone_source, dtype=self.backbone_dtype, device=device)
-        elif self.guidance.device != device:
-            self.guidance.to(device)
-        return self.guidance
+        if self.backbone is None:
+            self.backbone = Backbone.load(self.backbone_source, dtype=self.backbone_dtype, device=device)
+        elif self.backbone.device != device:
+            self.backbone.to(device)
+        return self.backbone
 
     @property
     def target_device(self) -> torch.device:
@@ -103,31 +163,40 @@ class DreamSamplerTask(L.LightningModule):
         moved there), else the module's own device."""
         return self._trainer.strategy.root_device if self._trainer is not None else self.device
 
+    # ------------------------------------------------------------------ setting up a batch of samples
     def setup(self, stage: str) -> None:
-        precision = str(self._trainer.precision) if self._trainer is not None else "32-true"
-        if precision in ("16-mixed", "16", "16-true", "bf16-true", "transformer-engine", "transformer-engine-float16"):
+        trainer = self._trainer
+        precision = str(trainer.precision) if trainer is not None else "32-true"
+        if precision in _BAD_PRECISIONS:
             raise InputError(f"trainer.precision={precision!r} is not supported for psi: 16-mixed's GradScaler "
                              "silently skips reverse steps on overflow and *-true half precision loses the proximal "
                              "update; use 32-true or bf16-mixed (the frozen nets' dtype is `backbone_dtype`)")
-        bb = self.load_guidance(self.target_device)
-        if stage == "predict":      # predict_step runs one standalone sample task per item: no psi here
+        if stage == "fit" and trainer is not None:
+            if trainer.max_epochs != 1:
+                raise InputError(f"trainer.max_epochs must be 1 (one pass over the reverse schedule), got "
+                                 f"{trainer.max_epochs}: a second epoch would run the schedule again on the result")
+            if trainer.world_size > 1:
+                raise InputError("fit optimizes one batch of samples in one process (DDP would average the "
+                                 "gradients of independent samples); for many GPUs use `dreamsampler predict` "
+                                 "over a manifest")
+        self.load_backbone(self.target_device)
+        if stage == "predict":      # every predict step begins its own batch of samples
             return
         if self.generator is None:
-            self.generator = self.build_generator()
+            self.begin(self.fit_batch())
             self.to(self.target_device)          # psi and the buffers build_generator registered
-            latent = self.encode_generated(self.generator()).detach()
-            self.register_buffer("eps_tilde", torch.zeros_like(latent))
+
+    def begin(self, batch: Any) -> None:
+        """Make the generator and the state for a loaded batch of samples (uninitialized until ``initialize``)."""
+        bb = self.backbone
         self.timesteps = ddim_timesteps(self.nfe, bb.num_train_timesteps, self.spacing,
                                         t_range=tuple(self.t_range) if self.t_range else None)
-
-    def encode_generated(self, g_out: Tensor) -> Tensor:
-        """E(g(psi)): identity for latent generators, the VAE encoder for image generators (with gradient)."""
-        if getattr(self.generator, "outputs_latent", False):
-            return g_out
-        return self.guidance.encode(g_out * 2 - 1, grad=torch.is_grad_enabled())
-
-    def on_fit_start(self) -> None:
-        self.initialize()
+        self.sample_names = list(batch.names)
+        self.generator = self.build_generator(batch)
+        with torch.no_grad():
+            latent = self.encode_generated(self.generator())
+        self.register_buffer("eps_tilde", torch.zeros_like(latent))
+        self.initialized.fill_(False)
 
     def initialize(self) -> None:
         """Set the start state (psi, eps_tilde) unless a checkpoint already restored it."""
@@ -136,76 +205,104 @@ class DreamSamplerTask(L.LightningModule):
                 self.eps_tilde.copy_(self.init_state())
                 self.initialized.fill_(True)
 
-    def train_dataloader(self) -> ReverseSchedule:
-        bb = self.load_guidance()
+    def on_fit_start(self) -> None:
+        self.initialize()
+
+    def encode_generated(self, g_out: Tensor) -> Tensor:
+        """E(g(psi)): identity for latent generators, the VAE encoder for image generators (with gradient)."""
+        if getattr(self.generator, "outputs_latent", False):
+            return g_out
+        return self.backbone.encode(g_out * 2 - 1, grad=torch.is_grad_enabled())
+
+    def reverse_schedule(self) -> ReverseSchedule:
+        bb = self.load_backbone()
         return ReverseSchedule(self.timesteps, bb.alphas_cumprod, bb.final_alpha_cumprod)
+
+    def train_dataloader(self) -> ReverseSchedule:
+        return self.reverse_schedule()
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         """Schedule batches are a few scalars: keep them on the host, so reading t or alpha_bar never waits
-        for the accelerator (the model's tensors use them as 0-dim CPU scalars)."""
+        for the accelerator (the model's tensors use them as 0-dim CPU scalars). Predict batches are items."""
         return batch
 
-    def reverse_step(self, batch: dict) -> tuple[Tensor, dict[str, Tensor]]:
-        """Steps 1-2 of the class docstring and the objective of step 3; stages eps~ for ``advance``."""
-        ab_t, ab_prev = batch["alpha_bar_t"], batch["alpha_bar_prev"]
+    # ------------------------------------------------------------------ the step (fit and predict alike)
+    def dream_step(self, step: dict, optimizers: list, schedulers: list) -> dict[str, Tensor]:
+        """One reverse step for every sample: steps 1-4 of the module docstring. Returns the step's logs."""
         g_out = self.generator()
         latent = self.encode_generated(g_out)
-        z_t = renoise(latent.detach(), self.eps_tilde, ab_t)
-        with torch.no_grad():
-            pred = self.predict(z_t, batch)
-            target = z0_hat(z_t, pred.eps_hat, ab_t)
-        loss = (latent - target).pow(2).sum()
-        logs = {"train/prox": loss.detach(), "train/t": batch["t"].float()}
-        reg = self.regularizer(g_out, batch)
-        if reg is not None:
-            logs["train/reg"] = reg.detach()
-            loss = loss + reg
+        z_t = renoise(latent.detach(), self.eps_tilde, step["alpha_bar_t"])
+        grad = self.needs_backbone_grad(step)
+        with torch.set_grad_enabled(grad):
+            targets = self.targets(z_t.requires_grad_(grad), step)
+        targets = Targets(targets.z0.detach(), targets.eps_renoise.detach())
+        for k in range(self.inner_steps):
+            if k:
+                g_out = self.generator()
+                latent = self.encode_generated(g_out)
+            for opt in optimizers:
+                opt.zero_grad(set_to_none=True)
+            terms = self.terms(g_out, latent, targets, step)
+            loss = total_loss(terms)
+            self._backward(loss)
+            for opt in optimizers:
+                opt.step()
+        for sched in schedulers:
+            sched.step()
+        self.advance(targets.eps_renoise, step)
+        if self.trajectory_every and int(step["step"]) % self.trajectory_every == 0:
+            self.last_z0_hat = targets.z0
+        logs = {f"train/{name}": term.value.detach().mean() for name, term in terms.items()}
+        logs["train/loss"] = loss.detach()
+        return logs
+
+    def advance(self, eps_renoise: Tensor, step: dict) -> None:
+        """Step 4, eq. (5): eps_tilde ← the renoising noise, mixed with fresh per-sample noise when eta > 0."""
         noise = None
         if self.eta > 0:
-            noise = randn(tuple(z_t.shape), self.seed, int(batch["step"]), device=self.device, dtype=z_t.dtype)
-        self._pending_eps = eta_noise(pred.eps_renoise, noise, ab_t, ab_prev, self.eta)
-        if self.trajectory_every and int(batch["step"]) % self.trajectory_every == 0:
-            self.last_z0_hat = target.detach()
-        return loss, logs
+            noise = randn_batch(tuple(eps_renoise.shape[1:]), self.seed, int(step["step"]), self.sample_names,
+                                device=self.device, dtype=eps_renoise.dtype)
+        with torch.no_grad():
+            self.eps_tilde.copy_(eta_noise(eps_renoise, noise, step["alpha_bar_t"], step["alpha_bar_prev"], self.eta))
 
-    def advance(self) -> None:
-        """Step 4: eps_tilde ← eps~ (call right after the optimizer step)."""
-        if self._pending_eps is not None:
-            self.eps_tilde.copy_(self._pending_eps)
-            self._pending_eps = None
+    def _backward(self, loss: Tensor) -> None:
+        if self._trainer is not None:
+            self.manual_backward(loss)           # precision and strategy hooks, in fit and predict alike
+        else:
+            loss.backward()
 
-    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        loss, logs = self.reverse_step(batch)
-        self.log_dict(logs)
-        self.log("t", batch["t"].float(), prog_bar=True, logger=False)
-        return loss
+    def training_step(self, step: dict, batch_idx: int) -> None:
+        logs = self.dream_step(step, _as_list(self.optimizers()), _as_list(self.lr_schedulers()))
+        self.log_dict(logs, batch_size=1)
+        self.log("t", step["t"].float(), prog_bar=True, logger=False, batch_size=1)
 
-    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
-        """The proximal update, then the state advance *inside* the step, so checkpoints are consistent."""
-        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
-        self.advance()
+    def configure_optimizers(self) -> Any:
+        opt = self.optimizer(self.generator.param_groups())
+        if self.lr_scheduler is None:
+            return opt
+        return {"optimizer": opt, "lr_scheduler": self.lr_scheduler(opt)}     # stepped by dream_step
 
-    def run_standalone(self) -> None:
-        """The whole reverse schedule without a Trainer (one sample of a ``predict`` run): the same
-        ``reverse_step``/``advance`` as ``fit``, driven by a plain loop."""
-        self.setup("fit")
+    def predict_step(self, items: list[dict], batch_idx: int) -> list[dict]:
+        """A whole DreamSampler run for a batch of dataset samples, through the same ``dream_step`` as ``fit``;
+        returns ``{"name", <image name>: (3, H, W)}`` per sample for the prediction writer."""
+        if torch.is_inference_mode_enabled():
+            raise InputError("predict optimizes psi: run it with Trainer(inference_mode=False) "
+                             "(the dreamsampler CLI's default)")
+        self.begin(self.load_batch(items))
+        self.to(self.device)
         self.initialize()
-        optimizer = self.configure_optimizers()
-        with torch.inference_mode(False), torch.enable_grad():
-            for batch in self.train_dataloader():
-                optimizer.zero_grad(set_to_none=True)
-                self.reverse_step(batch)[0].backward()
-                optimizer.step()
-                self.advance()
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.generator.parameters(), lr=self.lr)
+        optimizers, scheduler_configs = _init_optimizers_and_lr_schedulers(self)
+        schedulers = [c.scheduler for c in scheduler_configs]
+        with torch.enable_grad():
+            for step in self.reverse_schedule():
+                self.dream_step(step, optimizers, schedulers)
+        self.last_z0_hat = None
+        with torch.no_grad():
+            images = self.result_images()
+        return [{"name": name, **{k: v[b].cpu() for k, v in images.items()}}
+                for b, name in enumerate(self.sample_names)]
 
     # ------------------------------------------------------------------ results
     def decode_latent(self, z: Tensor) -> Tensor:
         """Image (B, 3, H, W) in [0, 1] from a latent."""
-        return ((self.guidance.decode(z) + 1) / 2).clamp(0, 1)
-
-    def result_images(self) -> dict[str, Tensor]:
-        """Named (3, H, W) images in [0, 1] that the export callback writes as PNG at the end of fit."""
-        return {}
+        return ((self.backbone.decode(z) + 1) / 2).clamp(0, 1)

@@ -1,44 +1,84 @@
-"""Real-image editing, Alg. 3 (+ localized multi-mask, multi-prompt editing, eq. 19)."""
+"""Real-image editing, Alg. 3 (+ localized multi-mask, multi-prompt editing, eq. 19), for batches of samples."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio as psnr
 from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
-from ..core import cfg, ddim_invert, localized_eps
+from ..core import cfg, localized_eps, z0_hat
 from ..errors import InputError
 from ..generators import LatentGenerator
-from ..io.images import box_mask, load_image, load_mask, resize_image, to_latent_mask
-from .base import DreamSamplerTask, Prediction
+from ..io.images import box_mask, check_image_size, load_image, load_mask, resize_image, to_latent_mask
+from .base import DreamSamplerTask, Targets
 
 
 @dataclass
 class Region:
     """One localized edit (eq. 19): a target prompt and where it applies — a mask image file (same size as the
-    source image; white = edit) or a ``box: [top, left, bottom, right]`` in pixels of the resized image."""
+    source image; white = edit, transparent = not) or a ``box: [top, left, bottom, right]`` in pixels of the
+    resized image."""
 
     prompt: str
     mask: str | None = None
     box: list[int] | None = None
 
 
-def edit_eps(eps_uc: Tensor, eps_c: Tensor, gamma: float, masks: Tensor | None) -> Tensor:
-    """Eqs. (18)-(19): ``sum_i M_i (eps_uc + gamma (eps_c^i - eps_uc)) + (1 - sum_i M_i) eps_uc``."""
-    return localized_eps(eps_uc, cfg(eps_uc, eps_c, gamma), masks)
+@dataclass
+class EditSample:
+    """One edit of a batch: a source image and a global ``prompt`` or localized ``regions``; ``name`` (default:
+    the image's stem) names its outputs and keys its noise."""
+
+    image: str
+    prompt: str | None = None
+    regions: list[Region] | None = None
+    name: str | None = None
+
+
+@dataclass
+class EditBatch:
+    """B loaded edits: K prompts in all, prompt k belonging to sample ``owner[k]`` with pixel mask ``masks[k]``."""
+
+    names: list[str]
+    paths: list[str]
+    native_hw: list[tuple[int, int]]
+    source: Tensor                      #: (B, 3, S, S) in [0, 1]
+    prompts: list[str] = field(default_factory=list)
+    owner: Tensor | None = None         #: (K,) long
+    masks: Tensor | None = None         #: (K, 1, S, S), ones for a global prompt
+
+
+def edit_eps(eps_uc: Tensor, eps_c: Tensor, gamma: float, masks: Tensor, owner: Tensor) -> Tensor:
+    """Eqs. (18)-(19) per sample: ``sum_i M_i (eps_uc + gamma (eps_c^i - eps_uc)) + (1 - sum_i M_i) eps_uc``."""
+    return localized_eps(eps_uc, cfg(eps_uc[owner], eps_c, gamma), masks, owner)
+
+
+def _sample(item: EditSample | dict) -> EditSample:
+    if isinstance(item, EditSample):
+        return item
+    item = {k: v for k, v in item.items() if k in ("image", "prompt", "regions", "name")}
+    if not item.get("image"):
+        raise InputError(f"an edit needs `image` (the source image file), got {item!r}")
+    return EditSample(**item)
 
 
 class EditTask(DreamSamplerTask):
-    """DreamSampler image editing (Alg. 3): invert the source with the null prompt, then reverse-sample with
-    the guided Tweedie target (eq. 18) as the proximal step and the *unconditional* noise for renoising.
+    """DreamSampler image editing (Alg. 3): invert each source with the null prompt, then reverse-sample with the
+    guided Tweedie target (eq. 18) as the proximal step and the *unconditional* noise for renoising. B samples
+    (each with its own prompts) advance together, every UNet call holding all B null + K prompt rows.
 
     Args:
         image: source image file (any PIL format; grayscale/RGBA/16-bit are converted).
         prompt: target prompt for a global edit; or use ``regions`` for localized edits (eq. 19).
         regions: list of ``{prompt, mask | box}`` for localized multi-prompt editing.
+        samples: several edits ``{image, prompt | regions, name?}`` optimized together in one run (instead of
+            ``image``/``prompt``); each gets the result it would get alone.
         null_prompt: the null text c_∅.
         gamma: guidance weight γ of eq. (18) (official code: 0.2; paper Table 1: 0.15).
         scale_gamma_by_alpha_bar: use γ·alpha_bar_t as the official code does (True), or constant γ (Alg. 3).
@@ -50,87 +90,120 @@ class EditTask(DreamSamplerTask):
     """
 
     def __init__(self, image: str | None = None, prompt: str | None = None, regions: list[Region] | None = None,
-                 null_prompt: str = "", gamma: float = 0.2, scale_gamma_by_alpha_bar: bool = True, size: int = 512,
-                 **kwargs) -> None:
+                 samples: list[EditSample] | None = None, null_prompt: str = "", gamma: float = 0.2,
+                 scale_gamma_by_alpha_bar: bool = True, size: int = 512, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._settings = dict(null_prompt=null_prompt, gamma=gamma, scale_gamma_by_alpha_bar=scale_gamma_by_alpha_bar,
-                              size=size, **kwargs)
-        self.gamma, self.scale_gamma_by_alpha_bar, self.size = gamma, scale_gamma_by_alpha_bar, size
-        self.image_path, self.null_prompt, self.prompts, self.source = image, null_prompt, [], None
-        self.save_hyperparameters(ignore=["regions"])
-        self.hparams["regions"] = [r if isinstance(r, dict) else vars(r).copy() for r in (regions or [])]
-        if image is None and prompt is None and not regions:
-            return                                                  # a template for `predict`
-        if image is None:
-            raise InputError("`image` (the source image file) is required")
-        if (prompt is None) == (not regions):
-            raise InputError("give exactly one of `prompt` (global edit) or `regions` (localized edits)")
-        regions = [r if isinstance(r, Region) else Region(**r) for r in (regions or [])]
-        prompts = [prompt] if prompt is not None else [r.prompt for r in regions]
-        for p in prompts:
-            if not isinstance(p, str) or not p.strip():
-                raise InputError(f"target prompt must be a non-empty string, got {p!r}")
+        self.gamma, self.scale_gamma_by_alpha_bar, self.size, self.null_prompt = (
+            gamma, scale_gamma_by_alpha_bar, size, null_prompt)
+        self.save_hyperparameters(ignore=["regions", "samples", "optimizer", "lr_scheduler"])
+        as_dict = lambda r: r if isinstance(r, dict) else vars(r).copy()
+        self.hparams["regions"] = [as_dict(r) for r in (regions or [])]
+        self.hparams["samples"] = [{**as_dict(s), "regions": [as_dict(r) for r in (as_dict(s).get("regions") or [])]}
+                                   for s in (samples or [])]
         if not isinstance(size, int) or size <= 0:
             raise InputError(f"size must be a positive integer, got {size!r}")
-        native = load_image(image)                                 # validates the file; read once
-        native_hw = tuple(native.shape[-2:])
-        self.source = resize_image(native, size)                   # (1, 3, S, S) in [0, 1]
-        pixel_masks = []
-        for r in regions:
-            if (r.mask is None) == (r.box is None):
-                raise InputError(f"region {r.prompt!r}: give exactly one of `mask` (file) or `box`")
-            if r.mask is not None:
-                m = load_mask(r.mask, native_hw)
-                m = torch.nn.functional.interpolate(m[None], size=(size, size), mode="bilinear", antialias=True)[0]
-            else:
-                m = box_mask(r.box, (size, size))
-            pixel_masks.append(m)
-        self.pixel_masks = torch.stack(pixel_masks) if pixel_masks else None   # (K, 1, S, S)
-        if self.pixel_masks is not None and float(self.pixel_masks.sum(0).max()) > 1 + 1e-6:
-            raise InputError("region masks overlap: their sum exceeds 1 somewhere (eq. 19 needs sum_i M_i <= 1)")
-        self.prompts = prompts
+        self._fit_batch: EditBatch | None = None
+        if samples:
+            if image is not None or prompt is not None or regions:
+                raise InputError("give either `samples` or `image` with `prompt`/`regions`, not both")
+            self._fit_batch = self.load_batch(samples)
+        elif image is not None or prompt is not None or regions:
+            if image is None:
+                raise InputError("`image` (the source image file) is required")
+            self._fit_batch = self.load_batch([EditSample(image, prompt, regions)])
+        # else: a template for `predict`
 
-    def build_generator(self) -> LatentGenerator:
-        if self.source is None:
-            raise InputError("EditTask needs `image` and `prompt` (or `regions`) to fit; without them it is only a "
-                             "template for `dreamsampler predict` with an EditManifest")
-        f = self.guidance.vae_scale_factor
+    # ------------------------------------------------------------------ samples
+    def load_batch(self, items: Sequence[EditSample | dict]) -> EditBatch:
+        """Read and validate each edit's image, prompts and masks (one clear error for each bad input)."""
+        size = self.size
+        names, paths, hws, sources, prompts, owner, masks = [], [], [], [], [], [], []
+        for b, sample in enumerate(_sample(it) for it in items):
+            if (sample.prompt is None) == (not sample.regions):
+                raise InputError(f"edit {sample.image!r}: give exactly one of `prompt` (global edit) or `regions` "
+                                 "(localized edits)")
+            regions = [r if isinstance(r, Region) else Region(**r) for r in (sample.regions or [])]
+            for p in [sample.prompt] if sample.prompt is not None else [r.prompt for r in regions]:
+                if not isinstance(p, str) or not p.strip():
+                    raise InputError(f"target prompt must be a non-empty string, got {p!r}")
+            native = load_image(sample.image)                               # validates the file; read once
+            native_hw = tuple(native.shape[-2:])
+            sample_masks = []
+            for r in regions:
+                if (r.mask is None) == (r.box is None):
+                    raise InputError(f"region {r.prompt!r}: give exactly one of `mask` (file) or `box`")
+                if r.mask is not None:
+                    m = F.interpolate(load_mask(r.mask, native_hw)[None], size=(size, size), mode="bilinear",
+                                      antialias=True)[0]
+                else:
+                    m = box_mask(r.box, (size, size))
+                sample_masks.append(m)
+            if sample_masks and float(torch.stack(sample_masks).sum(0).max()) > 1 + 1e-6:
+                raise InputError(f"edit {sample.image!r}: region masks overlap: their sum exceeds 1 somewhere "
+                                 "(eq. 19 needs sum_i M_i <= 1)")
+            if sample.prompt is not None:
+                prompts.append(sample.prompt)
+                sample_masks = [torch.ones(1, size, size)]
+            else:
+                prompts += [r.prompt for r in regions]
+            masks += sample_masks
+            owner += [b] * len(sample_masks)
+            names.append(sample.name or Path(sample.image).stem)
+            paths.append(str(sample.image))
+            hws.append(native_hw)
+            sources.append(resize_image(native, size))
+        if len(set(names)) != len(names):
+            raise InputError(f"the samples' names must be unique (they name the outputs), got {names}")
+        return EditBatch(names, paths, hws, torch.cat(sources), prompts, torch.tensor(owner), torch.stack(masks))
+
+    def fit_batch(self) -> EditBatch:
+        if self._fit_batch is None:
+            raise InputError("EditTask needs `image` and `prompt` (or `regions`, or `samples`) to fit; without them "
+                             "it is only a template for `dreamsampler predict` with an EditManifest")
+        return self._fit_batch
+
+    def build_generator(self, batch: EditBatch) -> LatentGenerator:
+        bb = self.backbone
+        f = bb.vae_scale_factor
         if self.size % f:
             raise InputError(f"size {self.size} must be a multiple of the VAE's downsampling factor {f}")
-        masks = None if self.pixel_masks is None else torch.stack([to_latent_mask(m, f) for m in self.pixel_masks])
-        self.register_buffer("latent_masks", masks, persistent=False)     # moves with the module
-        return LatentGenerator((1, self.guidance.latent_channels, self.size // f, self.size // f))
+        for path, hw in zip(batch.paths, batch.native_hw):
+            check_image_size(hw, self.size, f, path)
+        self.edit_batch = batch
+        self.register_buffer("source", batch.source, persistent=False)             # all move with the module
+        self.register_buffer("prompt_owner", batch.owner, persistent=False)
+        self.register_buffer("latent_masks", torch.stack([to_latent_mask(m, f) for m in batch.masks]),
+                             persistent=False)
+        return LatentGenerator((len(batch.names), bb.latent_channels, self.size // f, self.size // f))
 
+    # ------------------------------------------------------------------ the step
     def init_state(self) -> Tensor:
-        """z0 = E(x); psi, eps_tilde = (z0', eps) of the last DDIM-inversion step (unconditional only), whose
-        renoising is exactly z_T."""
-        bb = self.guidance
-        z0 = bb.encode(self.source.to(self.device) * 2 - 1)
-        null = bb.encode_text([self.null_prompt])
-        psi0, eps0 = ddim_invert(lambda z, t: bb.eps(z, t, null), z0, self.timesteps, bb.alphas_cumprod,
-                                 return_pair=True)
-        self.generator.psi.copy_(psi0)
-        return eps0
+        """z0 = E(x); start from its unconditional DDIM inversion (Alg. 3)."""
+        bb = self.backbone
+        return self.start_from_inversion(bb.encode(self.source * 2 - 1), bb.encode_text([self.null_prompt]))
 
-    def predict(self, z_t: Tensor, batch: dict) -> Prediction:
-        """One UNet call on [null, prompt_1..K]; eq. (18)/(19) target, unconditional renoising noise."""
-        bb = self.guidance
-        emb = bb.encode_text([self.null_prompt, *self.prompts])
-        eps = bb.eps(z_t.expand(emb.shape[0], -1, -1, -1), batch["t"], emb)
-        eps_uc, eps_c = eps[:1], eps[1:]
-        gamma = self.gamma * (batch["alpha_bar_t"].item() if self.scale_gamma_by_alpha_bar else 1.0)
-        return Prediction(eps_hat=edit_eps(eps_uc, eps_c, gamma, self.latent_masks), eps_renoise=eps_uc)
+    def targets(self, z_t: Tensor, step: dict) -> Targets:
+        """One UNet call on [null × B, prompt_1..K]; eq. (18)/(19) target, unconditional renoising noise."""
+        bb, b, owner = self.backbone, z_t.shape[0], self.prompt_owner
+        emb = bb.encode_text([self.null_prompt] * b + self.edit_batch.prompts)
+        eps = bb.eps(torch.cat([z_t, z_t[owner]]), step["t"], emb)
+        eps_uc, eps_c = eps[:b], eps[b:]
+        gamma = self.gamma * (step["alpha_bar_t"].item() if self.scale_gamma_by_alpha_bar else 1.0)
+        eps_hat = edit_eps(eps_uc, eps_c, gamma, self.latent_masks, owner)
+        return Targets(z0=z0_hat(z_t, eps_hat, step["alpha_bar_t"]), eps_renoise=eps_uc)
 
+    # ------------------------------------------------------------------ results
     def result_images(self) -> dict[str, Tensor]:
-        """``edited`` and ``comparison`` (source | edited); decoded once per value of psi (validation and export
-        both ask at the end of fit)."""
+        """``edited`` and ``comparison`` (source | edited), (B, 3, S, S·k); decoded once per value of psi
+        (validation and export both ask at the end of fit)."""
         psi = self.generator.psi
         cached = getattr(self, "_result_cache", None)
-        if cached is not None and cached[0] == psi._version:
+        if cached is not None and cached[0] == (id(psi), psi._version):
             return cached[1]
-        edited = self.decode_latent(psi.detach())[0].cpu()
-        source = self.source[0]
-        self._result_cache = (psi._version, {"edited": edited, "comparison": torch.cat([source, edited], dim=2)})
+        edited = self.decode_latent(psi.detach()).cpu()
+        source = self.source.cpu()
+        self._result_cache = ((id(psi), psi._version), {"edited": edited,
+                                                        "comparison": torch.cat([source, edited], dim=3)})
         return self._result_cache[1]
 
     # ------------------------------------------------------------------ metrics of the result (validate)
@@ -138,26 +211,10 @@ class EditTask(DreamSamplerTask):
         return [0]                       # one "batch": the current result
 
     def validation_step(self, batch: int, batch_idx: int) -> None:
-        """Faithfulness of the edit to the source (what the edit kept): PSNR and SSIM, logged as ``val/*``."""
+        """Faithfulness of the edits to their sources (what the edit kept): PSNR and SSIM, logged as ``val/*``."""
         if not bool(self.initialized):
             raise InputError("nothing to validate: the run has no result yet (pass --ckpt_path with a checkpoint "
                              "of this run, e.g. --ckpt_path last)")
-        edited = self.result_images()["edited"][None].to(self.device)
-        source = self.source.to(self.device)
-        self.log_dict({"val/psnr_to_source": psnr(edited, source, data_range=1.0),
-                       "val/ssim_to_source": ssim(edited, source, data_range=1.0)}, batch_size=1)
-
-    # ------------------------------------------------------------------ dataset-scale editing (predict)
-    def predict_step(self, batch: list[dict], batch_idx: int) -> list[dict]:
-        """Edit every sample of the batch with a whole DreamSampler run (this task's settings, the shared
-        backbone); returns ``{"name", "edited", "comparison"}`` per sample for the prediction writer."""
-        out = []
-        for item in batch:
-            sample = EditTask(image=item["image"], prompt=item.get("prompt"), regions=item.get("regions"),
-                              **self._settings)
-            sample.guidance = self.load_guidance(self.device)
-            sample.to(self.device)
-            sample.run_standalone()
-            with torch.no_grad():
-                out.append({"name": item["name"], **sample.result_images()})
-        return out
+        edited = self.result_images()["edited"].to(self.device)
+        self.log_dict({"val/psnr_to_source": psnr(edited, self.source, data_range=1.0),
+                       "val/ssim_to_source": ssim(edited, self.source, data_range=1.0)}, batch_size=edited.shape[0])

@@ -1,14 +1,17 @@
-"""The frozen latent-diffusion backbone ("guidance"): text encoding, one-call epsilon prediction, VAE, alpha_bar.
+"""The frozen latent-diffusion backbone: text encoding, one-call epsilon prediction, VAE, alpha_bar.
 
 A plain object, never an ``nn.Module`` attribute of a task, so its weights never reach ``parameters()``,
 optimizers or checkpoints. Loads a preset name, a hub id, a local diffusers folder or a single
-``.safetensors`` file through the same component loaders.
+``.safetensors`` file through the same component loaders. Whatever the scheduler's ``prediction_type``
+(``epsilon`` or ``v_prediction``), :meth:`Backbone.eps` returns epsilon, so every formula of the paper applies.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 from typing import Literal
 
@@ -17,11 +20,16 @@ from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from torch import Tensor
 from transformers import CLIPTextModel, CLIPTokenizer
 
+from ..core import eps_from_v
 from ..errors import InputError
 from .presets import PRESETS, write_sd15_config_folder
 
 DType = Literal["fp32", "fp16", "bf16"]
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+#: What the UNet may predict; ``Backbone.eps`` converts each to epsilon.
+PREDICTION_TYPES = ("epsilon", "v_prediction")
+#: diffusers warns (twice) that it would like ``accelerate`` for low-memory loading; ask for it only when present.
+_LOW_CPU_MEM = importlib.util.find_spec("accelerate") is not None
 #: The prior trained by ``tools/train_tiny_prior.py`` and shipped inside the package.
 SHAPES_PRIOR_DIR = Path(__file__).resolve().parent.parent / "assets" / "shapes_prior"
 
@@ -40,9 +48,13 @@ class Backbone:
 
     def __init__(self, unet: UNet2DConditionModel, vae: AutoencoderKL, text_encoder: CLIPTextModel,
                  tokenizer: CLIPTokenizer, scheduler: DDIMScheduler, dtype: DType = "fp32",
-                 device: str | torch.device = "cpu", name: str = "custom") -> None:
+                 device: str | torch.device = "cpu", name: str = "custom", text_cache_size: int = 256) -> None:
         if dtype not in DTYPES:
             raise BackboneError(f"backbone dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+        self.prediction_type = str(scheduler.config.get("prediction_type", "epsilon"))
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise BackboneError(f"backbone {name!r}: scheduler prediction_type {self.prediction_type!r} is not "
+                                f"supported (expected one of {list(PREDICTION_TYPES)})")
         self.name, self.dtype, self.device = name, DTYPES[dtype], torch.device(device)
         self.unet, self.vae, self.text_encoder = unet, vae, text_encoder
         for net in (unet, vae, text_encoder):
@@ -57,7 +69,8 @@ class Backbone:
         self.scaling_factor = float(vae.config.scaling_factor)
         self.latent_channels = int(vae.config.latent_channels)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
-        self._text_cache: dict[str, Tensor] = {}
+        self._text_cache: OrderedDict[str, Tensor] = OrderedDict()     # least recently used first
+        self.text_cache_size = int(text_cache_size)
 
     # ---------------------------------------------------------------- loading
     @staticmethod
@@ -108,7 +121,7 @@ class Backbone:
     @staticmethod
     def _components(source: str, torch_dtype: torch.dtype) -> dict:
         """Each component from its subfolder of a diffusers folder or hub repository (the SD1.5 code path)."""
-        kw = dict(torch_dtype=torch_dtype)
+        kw = dict(torch_dtype=torch_dtype, low_cpu_mem_usage=_LOW_CPU_MEM)
         return dict(
             unet=UNet2DConditionModel.from_pretrained(source, subfolder="unet", **kw),
             vae=AutoencoderKL.from_pretrained(source, subfolder="vae", **kw),
@@ -138,7 +151,8 @@ class Backbone:
     # ---------------------------------------------------------------- the three calls
     @torch.no_grad()
     def encode_text(self, prompts: list[str]) -> Tensor:
-        """CLIP last hidden states (N, L, D) for ``prompts``; each prompt is encoded once and cached."""
+        """CLIP last hidden states (N, L, D) for ``prompts``; each prompt is encoded once and kept in a cache of
+        the ``text_cache_size`` most recently used prompts (bounded on long dataset runs)."""
         missing = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
         if missing:
             tok = self.tokenizer(missing, padding="max_length", max_length=self.tokenizer.model_max_length,
@@ -150,17 +164,27 @@ class Backbone:
                                   f"{self.tokenizer.model_max_length}", stacklevel=2)
             hidden = self.text_encoder(tok.input_ids.to(self.device))[0]
             self._text_cache.update(zip(missing, hidden))
-        return torch.stack([self._text_cache[p] for p in prompts])
+        out = torch.stack([self._text_cache[p] for p in prompts])
+        for p in dict.fromkeys(prompts):
+            self._text_cache.move_to_end(p)
+        while len(self._text_cache) > max(self.text_cache_size, len(set(prompts))):
+            self._text_cache.popitem(last=False)
+        return out
 
     def eps(self, z_t: Tensor, t: int | Tensor, emb: Tensor, grad: bool = False) -> Tensor:
-        """Epsilon prediction for a batch (B, C, h, w) at timestep(s) ``t`` with text embeddings (B, L, D) in ONE
-        UNet call; inputs are cast to the backbone dtype and the output back to ``z_t``'s dtype."""
-        t = torch.as_tensor(t, device=self.device).long().expand(z_t.shape[0])
+        """Epsilon prediction for a batch (B, C, h, w) at timestep ``t`` with text embeddings (B, L, D) in ONE
+        UNet call; inputs are cast to the backbone dtype and the output back to ``z_t``'s dtype. A v-prediction
+        UNet's output is converted (``eps = sqrt(ab) v + sqrt(1 - ab) z_t``, ab = alphas_cumprod[t]).
+        ``grad=True`` keeps the graph to ``z_t`` (DPS steps); the networks' own weights never get gradients."""
+        t_int = int(t)
+        t = torch.full((z_t.shape[0],), t_int, device=self.device, dtype=torch.long)
         with torch.set_grad_enabled(grad), torch.autocast(self.device.type, enabled=False):
             out = self.unet(z_t.to(self.device, self.dtype).contiguous(), t,  # expanded inputs: slow conv path
                             encoder_hidden_states=emb.to(self.device, self.dtype),
-                            return_dict=False)[0]
-        return out.to(z_t.dtype)
+                            return_dict=False)[0].to(z_t.dtype)
+            if self.prediction_type == "v_prediction":
+                out = eps_from_v(out, z_t, self.alphas_cumprod[t_int])
+        return out
 
     def encode(self, x: Tensor, grad: bool = False) -> Tensor:
         """VAE latent (posterior mean × scaling_factor) of images ``x`` (B, 3, H, W) in [-1, 1]."""

@@ -2,7 +2,8 @@
 
 ``tiny``: a few hundred thousand parameters, for tests and plumbing. ``sd15-random``: the exact Stable
 Diffusion 1.5 architecture (UNet 860 M, VAE 84 M, CLIP ViT-L/14 text encoder 123 M) for benchmarks and GPU
-checks. Tokenizer files are written offline by :mod:`dreamsampler.guidance.tokenizer`.
+checks. Tokenizer files are written offline by :mod:`dreamsampler.backbones.tokenizer`.
+``tiny-v``: ``tiny`` with a v-prediction scheduler (as SD 2.x), for the prediction-type tests.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ PRESET_WORDS = (
 ).split()
 
 
-def sd15_scheduler() -> DDIMScheduler:
-    """SD1.5's DDIM scheduler: scaled_linear betas 0.00085 → 0.012, 1000 steps, epsilon prediction."""
+def sd15_scheduler(prediction_type: str = "epsilon") -> DDIMScheduler:
+    """SD1.5's DDIM scheduler: scaled_linear betas 0.00085 → 0.012, 1000 steps, epsilon prediction (SD 2.x's
+    768 models use the same schedule with ``prediction_type="v_prediction"``)."""
     return DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                         clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon")
+                         clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type=prediction_type)
 
 
 def _tokenizer(max_length: int) -> CLIPTokenizer:
@@ -104,4 +106,9 @@ def write_sd15_config_folder(folder: str | Path) -> Path:
     return folder
 
 
-PRESETS = {"tiny": tiny_components, "sd15-random": sd15_random_components}
+def tiny_v_components(seed: int = 0) -> dict:
+    """``tiny`` whose scheduler says the UNet predicts v (the weights are random either way)."""
+    return {**tiny_components(seed), "scheduler": sd15_scheduler("v_prediction")}
+
+
+PRESETS = {"tiny": tiny_components, "tiny-v": tiny_v_components, "sd15-random": sd15_random_components}

@@ -1,0 +1,107 @@
+"""Text-to-image from noise (Alg. 2 with the latent generator g = identity): DDIM sampling with CFG, as a task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from safetensors.torch import load_file
+from torch import Tensor
+
+from ..core import cfg, z0_hat
+from ..errors import InputError
+from ..generators import LatentGenerator
+from .base import DreamSamplerTask, Targets
+
+
+@dataclass
+class GenerateSample:
+    """One image to generate: its prompt, and a ``name`` that names its output and keys its noise."""
+
+    prompt: str
+    name: str | None = None
+
+
+@dataclass
+class GenerateBatch:
+    names: list[str]
+    prompts: list[str]
+
+
+class GenerateTask(DreamSamplerTask):
+    """Alg. 2 from pure noise: ``eps_tilde ~ N(0, I)`` seeded by ``(seed, -1, name)``, target
+    ``z0_hat(z_t, eps_uc + omega (eps_c - eps_uc))`` and renoising with the same guided eps — i.e. DDIM
+    sampling with classifier-free guidance, written as DreamSampler steps (eq. 7).
+
+    Args:
+        prompt: the text prompt (or ``samples``: several ``{prompt, name?}`` generated together).
+        omega: CFG scale of eq. (6).
+        null_prompt: the null text c_∅.
+        size: image side in pixels.
+        init_latent: optional ``.safetensors`` file with a tensor ``psi`` (B, C, h, w) to start psi from (a given
+            psi; the default start is psi = 0, so z_T = sqrt(1 - alpha_bar_T) eps).
+        (other arguments: see ``DreamSamplerTask``)
+    """
+
+    def __init__(self, prompt: str | None = None, samples: list[GenerateSample] | None = None, omega: float = 7.5,
+                 null_prompt: str = "", size: int = 512, init_latent: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.omega, self.null_prompt, self.size, self.init_latent = omega, null_prompt, size, init_latent
+        self.save_hyperparameters(ignore=["samples", "optimizer", "lr_scheduler"])
+        self.hparams["samples"] = [s if isinstance(s, dict) else vars(s).copy() for s in (samples or [])]
+        if not isinstance(size, int) or size <= 0:
+            raise InputError(f"size must be a positive integer, got {size!r}")
+        if prompt is not None and samples:
+            raise InputError("give either `prompt` or `samples`, not both")
+        items = samples or ([GenerateSample(prompt)] if prompt is not None else [])
+        self._fit_batch = self.load_batch(items) if items else None
+
+    def load_batch(self, items: Sequence[GenerateSample | dict]) -> GenerateBatch:
+        samples = [it if isinstance(it, GenerateSample) else GenerateSample(it.get("prompt"), it.get("name"))
+                   for it in items]
+        for s in samples:
+            if not isinstance(s.prompt, str) or not s.prompt.strip():
+                raise InputError(f"prompt must be a non-empty string, got {s.prompt!r}")
+        names = [s.name or f"sample{i}" for i, s in enumerate(samples)]
+        if len(set(names)) != len(names):
+            raise InputError(f"the samples' names must be unique (they name the outputs), got {names}")
+        return GenerateBatch(names, [s.prompt for s in samples])
+
+    def fit_batch(self) -> GenerateBatch:
+        if self._fit_batch is None:
+            raise InputError("GenerateTask needs `prompt` (or `samples`) to fit")
+        return self._fit_batch
+
+    def build_generator(self, batch: GenerateBatch) -> LatentGenerator:
+        bb = self.backbone
+        f = bb.vae_scale_factor
+        if self.size % f:
+            raise InputError(f"size {self.size} must be a multiple of the VAE's downsampling factor {f}")
+        self.prompts = batch.prompts
+        return LatentGenerator((len(batch.names), bb.latent_channels, self.size // f, self.size // f))
+
+    def init_state(self) -> Tensor:
+        """Alg. 2 line 1: eps_tilde from noise; psi = 0 or the given ``init_latent``."""
+        if self.init_latent is not None:
+            psi = self.generator.psi
+            try:
+                given = load_file(self.init_latent)["psi"]
+            except Exception as err:     # safetensors raises several kinds for missing/garbage files
+                raise InputError(f"init_latent {self.init_latent!r}: expected a .safetensors file with a tensor "
+                                 f"'psi' ({err})") from err
+            if given.shape != psi.shape:
+                raise InputError(f"init_latent {self.init_latent!r}: psi has shape {tuple(given.shape)}, expected "
+                                 f"{tuple(psi.shape)} (B, C, size/f, size/f)")
+            self.generator.set_latent(given.to(psi))
+        return self.start_from_noise()
+
+    def targets(self, z_t: Tensor, step: dict) -> Targets:
+        """One UNet call on [null × B, prompt × B]; CFG target, renoising with the guided eps (DDIM)."""
+        bb, b = self.backbone, z_t.shape[0]
+        eps_uc, eps_c = bb.eps(z_t.repeat(2, 1, 1, 1), step["t"],
+                               bb.encode_text([self.null_prompt] * b + self.prompts)).chunk(2)
+        eps_hat = cfg(eps_uc, eps_c, self.omega)
+        return Targets(z0=z0_hat(z_t, eps_hat, step["alpha_bar_t"]), eps_renoise=eps_hat)
+
+    def result_images(self) -> dict[str, Tensor]:
+        return {"image": self.decode_latent(self.generator.psi.detach()).cpu()}
