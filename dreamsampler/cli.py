@@ -35,6 +35,8 @@ def quiet_startup() -> None:
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logging.getLogger(name).addFilter(_DropTips())
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # the tasks keep schedule scalars on the host on purpose (DreamSamplerTask.transfer_batch_to_device)
+    warnings.filterwarnings("ignore", message="You have overridden `transfer_batch_to_device`")
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()

@@ -112,3 +112,44 @@ def test_validate_without_result(tmp_path, red_circle):
 def test_half_precision_for_psi_refused(tmp_path, red_circle):
     msg = cli_error(tmp_path, red_circle, "--trainer.precision=bf16-true")
     assert "trainer.precision='bf16-true' is not supported" in msg and "bf16-mixed" in msg
+
+
+def test_max_epochs_other_than_one_refused(tmp_path, red_circle):
+    msg = cli_error(tmp_path, red_circle, "--trainer.max_epochs=2")
+    assert "trainer.max_epochs must be 1" in msg and "got 2" in msg
+
+
+def test_negative_checkpoint_every_refused(tmp_path, red_circle):
+    assert "--checkpoint_every must be an integer >= 0" in cli_error(tmp_path, red_circle, "--checkpoint_every=-1")
+
+
+def test_fit_on_several_processes_refused(red_circle):
+    from types import SimpleNamespace
+
+    from dreamsampler.errors import InputError
+    from dreamsampler.tasks import EditTask
+
+    task = EditTask(image=str(red_circle), prompt="a blue circle", size=16, backbone="tiny", nfe=2)
+    task._trainer = SimpleNamespace(precision="32-true", max_epochs=1, world_size=2,      # as a DDP trainer
+                                    strategy=SimpleNamespace(root_device=torch.device("cpu")))
+    with pytest.raises(InputError, match="fit optimizes one batch of samples in one process"):
+        task.setup("fit")
+
+
+@pytest.mark.parametrize("every, nfe", [("0", 3), ("2", 3)])
+def test_last_checkpoint_written_at_the_end(tmp_path, red_circle, every, nfe):
+    main(["fit", "--model", "dreamsampler.tasks.EditTask", f"--model.image={red_circle}",
+          "--model.prompt=a blue circle", "--model.size=16", "--model.backbone=tiny", f"--model.nfe={nfe}",
+          f"--trainer.default_root_dir={tmp_path}", "--trainer.enable_progress_bar=false", f"--checkpoint_every={every}"])
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == nfe                       # the finished state, whatever the cadence
+
+
+def test_tiny_source_image_refused(tmp_path):
+    from dreamsampler.tasks import EditTask
+    import lightning as L
+
+    Image.new("RGB", (1, 1), "red").save(tmp_path / "dot.png")
+    task = EditTask(image=str(tmp_path / "dot.png"), prompt="a blue circle", size=16, backbone="tiny", nfe=2)
+    with pytest.raises(Exception, match="smaller than one latent cell"):
+        L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False).fit(task)

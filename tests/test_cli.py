@@ -31,6 +31,8 @@ def test_demo_runs_and_writes_outputs(tmp_path):
     run = tmp_path / "demo"
     proc = run_cli("fit", "-c", "configs/edit/demo.yaml", f"--trainer.default_root_dir={run}")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    for noise in ("accelerate", "Tip:", "Loading weights", "LeafSpec", "ModelCheckpoint", "Seed set"):
+        assert noise not in proc.stdout + proc.stderr, f"start-up noise: {noise!r}"
     for name in ("edited.png", "comparison.png", "config.yaml", "checkpoints/last.ckpt"):
         assert (run / name).is_file(), name
     edited = Image.open(run / "edited.png").convert("RGB")

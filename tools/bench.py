@@ -1,11 +1,13 @@
-"""Benchmark: the edit task end to end (Lightning) vs a plain eager loop of the official algorithm.
+"""Benchmark: the edit task end to end (Lightning) vs a plain eager loop of the official algorithm, and B
+batched edits vs the same B edits one after the other.
 
-Both run in this process on the same backbone, image, prompt and schedule. The reference mirrors the official
+All runs are in this process on the same backbone and schedule. The reference mirrors the official
 ``run_edit.py``: inversion evaluates [uncond, cond] in one batch and throws the conditional half away, sampling
 evaluates [uncond, cond] in one batch. Prints wall time, steps/s, peak memory (CUDA max allocated, or the
-growth of the CPU resident set) and our/reference ratios.
+growth of the CPU resident set) and the ratios; with ``--batch B`` also B different edits in one run (one UNet
+call per step for all of them) against B single runs, with the speed-up and the largest difference.
 
-    python tools/bench.py --preset tiny --size 64 --nfe 50
+    python tools/bench.py --preset shapes --size 64 --nfe 50 --batch 8
     python tools/bench.py --preset sd15-random --device cuda --dtype fp16 --size 512 --nfe 200
 """
 
@@ -88,9 +90,10 @@ def official_loop(bb: Backbone, image: Path, prompt: str, nfe: int, size: int, g
     return bb.decode(zbar)
 
 
-def ours(bb: Backbone, image: Path, prompt: str, nfe: int, size: int, gamma: float, device: str) -> torch.Tensor:
-    task = EditTask(image=str(image), prompt=prompt, size=size, backbone=bb.name, nfe=nfe, gamma=gamma,
-                    trajectory_every=0)
+def ours(bb: Backbone, image: Path | None, prompt: str | None, nfe: int, size: int, gamma: float, device: str,
+         samples: list[dict] | None = None) -> torch.Tensor:
+    task = EditTask(image=None if samples else str(image), prompt=None if samples else prompt, samples=samples,
+                    size=size, backbone=bb.name, nfe=nfe, gamma=gamma, trajectory_every=0)
     task.backbone = bb
     trainer = L.Trainer(accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, max_epochs=1,
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -121,6 +124,7 @@ def main() -> None:
     ap.add_argument("--nfe", type=int, default=50)
     ap.add_argument("--gamma", type=float, default=0.2)
     ap.add_argument("--repeats", type=int, default=1, help="timed runs of each (after one warm-up of each)")
+    ap.add_argument("--batch", type=int, default=0, help="also time B batched edits vs B sequential ones")
     args = ap.parse_args()
     device = torch.device(args.device)
     bb = Backbone.load(args.preset, dtype=args.dtype, device=device)
@@ -145,6 +149,32 @@ def main() -> None:
     (_, w_o, p_o), (_, w_r, p_r) = best["dreamsampler"], best["reference"]
     print(f"ratio ours/reference: wall {w_o / w_r:.3f}, peak memory {p_o / max(p_r, 1):.3f}; "
           f"max |ours - reference| on the decoded image: {diff:.2e}")
+    if args.batch:
+        bench_batch(bb, args, device)
+
+
+def bench_batch(bb: Backbone, args, device: torch.device) -> None:
+    """B different edits (images and prompts) in one run vs the same B edits as B runs."""
+    colors = ["red", "green", "blue", "yellow", "purple", "orange"]
+    with tempfile.TemporaryDirectory() as tmp:
+        samples = []
+        for i in range(args.batch):
+            path = Path(tmp) / f"src{i}.png"
+            Image.radial_gradient("L").rotate(37 * i).convert("RGB").resize((args.size, args.size)).save(path)
+            samples.append({"image": str(path), "prompt": f"a {colors[i % 6]} circle", "name": f"s{i}"})
+        run = lambda group: ours(bb, None, None, args.nfe, args.size, args.gamma, args.device, samples=group)
+        run_batched = lambda: run(samples)
+        run_sequential = lambda: torch.cat([run([s]) for s in samples])
+        run_batched(), run_sequential()                    # warm-up
+        res = {name: min((timed(fn, device) for _ in range(args.repeats)), key=lambda r: r[1])
+               for name, fn in (("sequential", run_sequential), ("batched", run_batched))}
+    diff = (res["batched"][0].float() - res["sequential"][0].float()).abs().max().item()
+    print(f"\nB={args.batch} different edits (inversion + sampling = {2 * args.nfe} steps each)")
+    print(f"{'':14s}{'wall s':>10s}{'edits/s':>10s}{'peak MiB':>10s}")
+    for name, (_, wall, peak) in res.items():
+        print(f"{name:14s}{wall:10.3f}{args.batch / wall:10.2f}{peak / 2**20:10.1f}")
+    print(f"speed-up batched vs sequential: {res['sequential'][1] / res['batched'][1]:.2f}x; "
+          f"max |batched - sequential| on the decoded images: {diff:.2e}")
 
 
 if __name__ == "__main__":
