@@ -316,7 +316,7 @@ def test_init_from_svg_bad_files(tmp_path):
     refused([tmp_path / "big.svg"], "big.svg", f"64x{H}", f"expected {W}x{H}")
     refused([good], "good.svg", "has 3 filled paths, expected at most 2",
             gen=SVGGenerator(1, paths=2, height=H, width=W))
-    refused([good], "good.svg", "path 0", "more cubic segments", "at most 2",
+    refused([good], "good.svg", "path 0 has 4 cubic segments, expected at most 2",
             gen=SVGGenerator(1, paths=3, segments=2, height=H, width=W))
     (tmp_path / "stroke.svg").write_text(f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}">'
                                          '<circle cx="5" cy="5" r="3" fill="red" stroke="black"/></svg>')

@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 
 from dreamsampler.backbones import Backbone
+from dreamsampler.cli import quiet_startup
 from dreamsampler.io.images import load_image
 from dreamsampler.schedule import ddim_timesteps
 from dreamsampler.tasks import EditTask
@@ -126,6 +127,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="timed runs of each (after one warm-up of each)")
     ap.add_argument("--batch", type=int, default=0, help="also time B batched edits vs B sequential ones")
     args = ap.parse_args()
+    quiet_startup()
     device = torch.device(args.device)
     bb = Backbone.load(args.preset, dtype=args.dtype, device=device)
     with tempfile.TemporaryDirectory() as tmp:

@@ -30,25 +30,38 @@ def sample_files(name: str | None, images: dict[str, torch.Tensor]) -> list[tupl
     return [(f"{name}.png" if i == 0 else f"{name}_{key}.png", img) for i, (key, img) in enumerate(images.items())]
 
 
+def write_text(text: str, path: Path) -> Path:
+    """Write a text file atomically (temp file + rename), so a reader never sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
 class ExportResults(L.Callback):
-    """At the end of ``fit``, write ``pl_module.result_images()``: ``<run dir>/<key>.png`` for one sample, or
-    ``<run dir>/samples/<name>[_<key>].png`` for each of several."""
+    """At the end of ``fit``, write ``pl_module.result_images()`` (and ``result_texts()``, e.g. SVG files):
+    ``<run dir>/<key>.png`` for one sample, or ``<run dir>/samples/<name>[_<key>].png`` for each of several."""
 
     @rank_zero_only
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         with torch.no_grad():
-            images = pl_module.result_images()
+            images, texts = pl_module.result_images(), pl_module.result_texts()
         names = pl_module.sample_names
+        single = len(names) == 1
+        folder = run_dir(trainer) if single else run_dir(trainer) / "samples"
         for b, name in enumerate(names):
             one = {key: img[b] for key, img in images.items()}
-            folder = run_dir(trainer) if len(names) == 1 else run_dir(trainer) / "samples"
-            for file, img in sample_files(None if len(names) == 1 else name, one):
+            for file, img in sample_files(None if single else name, one):
                 print(f"dreamsampler: wrote {save_image(img, folder / file)}")
+            for key, per_sample in texts.items():
+                path = write_text(per_sample[b], folder / (key if single else f"{name}_{key}"))
+                print(f"dreamsampler: wrote {path}")
 
 
 class LogTrajectory(L.Callback):
     """Log the decoded z0_hat that the task stored (every ``trajectory_every`` steps) to TensorBoard, the B
-    samples side by side."""
+    samples side by side, and for image generators (SVG) the raster g(psi) too."""
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx) -> None:
         z = getattr(pl_module, "last_z0_hat", None)
@@ -59,7 +72,11 @@ class LogTrajectory(L.Callback):
             if isinstance(logger, TensorBoardLogger):
                 with torch.no_grad():
                     img = torch.cat(list(pl_module.decode_latent(z).float().cpu()), dim=2)
+                    raster = None if getattr(pl_module.generator, "outputs_latent", True) else \
+                        torch.cat(list(pl_module.generator().float().cpu()), dim=2)
                 logger.experiment.add_image("z0_hat", img, global_step=int(batch["step"]))
+                if raster is not None:
+                    logger.experiment.add_image("raster", raster, global_step=int(batch["step"]))
 
 
 class WritePredictions(BasePredictionWriter):

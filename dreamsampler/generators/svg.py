@@ -8,10 +8,11 @@ back, the point layout of a closed loop) are the rasterizer's: see ``docs/raster
 **Colors: clamp, projected.** The color parameter ``rgba`` is stored directly as RGBA and clamped to [0, 1]
 where it is used (``colors()``), as VectorFusion and LIVE do, rather than passed through a sigmoid:
 
-* an optimizer step is then in color units: Adam's ``lr_colors = 0.01`` moves a channel by about 0.01 per
-  step everywhere in the range, whereas through a sigmoid the same lr changes the color ~4x less at mid-grey
-  than its derivative would suggest and almost not at all near 0 or 1 (saturated, black or opaque fills —
-  common in vector art — would become nearly unreachable and slow to leave);
+* an optimizer step is then in color units: Adam's step (about ``lr_colors = 0.01``) moves a channel by about
+  0.01 anywhere in the range, whereas through a sigmoid the same step in the logit moves a mid-grey channel
+  by a quarter of that and a nearly saturated one by almost nothing — saturated, black or opaque fills,
+  common in vector art, would be slow to reach and slow to leave, and the lr would mean different things
+  at different colors;
 * a color read from a file, or written to one, is the parameter itself: no logit of 0 or 1 to fudge.
 
 A plain clamp has zero gradient outside [0, 1], so a channel pushed past the boundary by a step would stay
@@ -149,6 +150,7 @@ class SVGGenerator(nn.Module):
     def forward(self) -> Tensor:
         """Render every sample: ``(B, 3, H, W)`` in [0, 1], float32 (float64 if the module is), channels first.
 
+        Projects the color parameter into [0, 1] first (``project_()``; no-op unless a step left the range).
         Autocast is disabled around the rasterizer (its coverage sums need full precision), so this works
         inside Lightning's ``bf16-mixed`` and returns the same float32 image as without autocast."""
         self.project_()
@@ -240,12 +242,13 @@ class SVGGenerator(nn.Module):
         n, k = self.segments, 3 * self.segments
         pts = scene.points
         if pts.shape[1] > k:
-            extra = (pts[:, k:] != pts[:, :1]).any(-1).any(-1)
+            moves = (pts != pts[:, :1]).any(-1)  # (count, 3n'): points away from the loop's start
+            extra = moves[:, k:].any(-1)
             if bool(extra.any()):
                 j = int(extra.nonzero()[0])
-                real = int(pts.shape[1] // 3)
-                raise InputError(f"{where}: path {j} has more cubic segments (up to {real}) than the generator's "
-                                 f"{n} (segments); expected at most {n} per path")
+                real = (int(moves[j].nonzero()[-1]) + 3) // 3  # up to its last non-degenerate segment
+                raise InputError(f"{where}: path {j} has {real} cubic segments, expected at most {n} (the "
+                                 "generator's segments)")
             pts = pts[:, :k]
         elif pts.shape[1] < k:
             pts = torch.cat([pts, pts[:, :1].expand(-1, k - pts.shape[1], -1)], 1)

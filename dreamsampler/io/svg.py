@@ -1,16 +1,18 @@
 """Safe SVG read/write for filled cubic-Bézier scenes (the rasterizer's input format).
 
 Reading goes through ``defusedxml`` with DTDs, entities and external references forbidden, after a size
-check, so no entity expansion, no file or network access. Supported: ``path`` (``d`` with M/m, L/l, H/h,
-V/v, C/c, S/s, Q/q, T/t, Z/z; lines and quadratics become cubics exactly), ``rect`` (incl. rounded corners),
-``circle``, ``ellipse`` (4 cubics each, the standard κ = 0.5523 approximation, radial error < 0.03 %),
-``polygon``/``polyline`` (filled), ``g``; ``fill`` (named, #rgb, #rgba, #rrggbb, #rrggbbaa, rgb(), rgba(),
+check, so no entity expansion, no file or network access. Supported: ``path`` (``d`` in the full path
+grammar — M, L, H, V, C, S, Q, T, A, Z, relative forms, implicit repeats, compact numbers — lexed by
+svgelements, whose own XML parser is never used; lines and quadratics become cubics exactly, elliptical
+arcs cubics of at most 90° each), ``rect`` (incl. rounded corners), ``circle``, ``ellipse`` (4 cubics
+each, the standard κ = 0.5523 approximation, radial error < 0.03 %), ``polygon``/``polyline`` (filled),
+``g``; ``fill`` (named, #rgb, #rgba, #rrggbb, #rrggbbaa, rgb(), rgba(),
 ``none``), ``fill-opacity``, ``opacity`` (on shapes, or on a group with one shape), ``fill-rule``,
 ``transform`` (matrix, translate, scale, rotate, skewX, skewY) on shapes and groups, inline ``style``
 declarations of those properties; ``viewBox`` (with ``preserveAspectRatio`` ``xMidYMid meet`` or ``none``),
 ``width``, ``height`` (px or unitless). Anything else that would change the picture — strokes,
 gradients and other ``url()`` paints, ``use``, ``text``, ``image``, clip paths, masks, filters, markers,
-arcs, ``<style>`` sheets, nested ``svg`` — raises one :class:`SvgError` naming the element and attribute.
+``<style>`` sheets, nested ``svg`` — raises one :class:`SvgError` naming the element and attribute.
 Elements in other XML namespaces (editor metadata) and non-rendering elements (``title``, ``desc``,
 ``metadata``, ``defs`` and resource definitions) are skipped.
 
@@ -26,7 +28,9 @@ import os
 import re
 from dataclasses import dataclass
 
+import svgelements
 import torch
+from svgelements import Arc, Close, CubicBezier, Line, Move, QuadraticBezier
 from torch import Tensor
 
 from dreamsampler.errors import InputError
@@ -37,6 +41,8 @@ MAX_SVG_BYTES = 16 * 2**20
 MAX_SVG_PATHS = 10_000
 #: Most cubic segments (all shapes together) ``read_svg`` accepts.
 MAX_SVG_SEGMENTS = 2_000_000
+#: Most path segments (moves and closes included) in one ``d`` attribute.
+MAX_PATH_SEGMENTS = 100_000
 #: Deepest element nesting accepted.
 MAX_SVG_DEPTH = 64
 
@@ -51,7 +57,9 @@ _PICTURE_ATTRS = ("clip-path", "mask", "filter", "marker", "marker-start", "mark
 _INHERITED = ("fill", "fill-opacity", "fill-rule", "stroke")
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _NUM_RE = re.compile(_NUMBER)
-_PATH_TOKEN = re.compile(rf"([MmLlHhVvCcSsQqTtZzAa])|({_NUMBER})|([\s,]+)|(.)")
+_BARE_DOT = re.compile(r"(\d)\.(?!\d)")
+_BARE_COMMAND = re.compile(r"([MmLlHhVvCcSsQqTtAa])[\s,]*(?:[A-Za-z]|$)")
+_PATH_ARGS = {"M": 2, "L": 2, "T": 2, "H": 1, "V": 1, "C": 6, "S": 4, "Q": 4, "A": 7}
 _TRANSFORM = re.compile(r"\s*(matrix|translate|scale|rotate|skewX|skewY)\s*\(([^)]*)\)\s*,?")
 
 
@@ -211,27 +219,112 @@ def _line(p: Point, q: Point) -> list[Point]:
     return [((2 * p[0] + q[0]) / 3, (2 * p[1] + q[1]) / 3), ((p[0] + 2 * q[0]) / 3, (p[1] + 2 * q[1]) / 3), q]
 
 
+class _Lexer(svgelements.SVGLexicalParser):
+    """svgelements' path-data lexer without its extension of ``z`` in place of a coordinate (not SVG)."""
+
+    inline_close = property(lambda self: None, lambda self, value: None)
+
+
+class _PathBuilder(svgelements.Path):
+    """svgelements' segment builder (the callback of its path-data lexer), with a segment limit and the
+    spec's smooth-curve rule: ``S`` reflects only a C/S control point and ``T`` only a Q/T one, else the
+    first control point is the current point (svgelements 1.9.6 reflects either kind)."""
+
+    _smooth: type = object
+
+    def append(self, value):
+        if len(self._segments) >= MAX_PATH_SEGMENTS:
+            raise SvgError(f"more than {MAX_PATH_SEGMENTS} path segments (MAX_PATH_SEGMENTS)")
+        super().append(value)
+
+    def smooth_cubic(self, *points, **kwargs):
+        self._smooth = CubicBezier
+        return super().smooth_cubic(*points, **kwargs)
+
+    def smooth_quad(self, *points, **kwargs):
+        self._smooth = QuadraticBezier
+        return super().smooth_quad(*points, **kwargs)
+
+    @property
+    def smooth_point(self):
+        if self._segments and not isinstance(self._segments[-1], self._smooth):
+            return self.current_point
+        return super().smooth_point
+
+
+def _malformed(d: str, pos: int, tag: str) -> SvgError:
+    cmds = re.findall(r"[MmZzLlHhVvCcSsQqTtAa]", d[:pos])
+    if not cmds or cmds[0] not in "Mm":
+        problem = "path data must start with a moveto"
+    elif pos < len(d) and not re.match(r"[\d.eE+\-\s,MmZzLlHhVvCcSsQqTtAa]", d[pos]):
+        problem = f"unexpected character {d[pos]!r}"
+    elif cmds[-1] in "Zz":
+        problem = f"numbers after closepath {cmds[-1]!r}"
+    else:
+        k = _PATH_ARGS[cmds[-1].upper()]
+        problem = f"command {cmds[-1]!r} needs {k} number{'s' * (k > 1)}"
+    near = d[max(0, pos - 12) : pos + 12]
+    return SvgError(f"{_where(tag, 'd')}: malformed path data at character {pos} (near {near!r}): {problem}")
+
+
+def _path_segments(d: str, tag: str) -> list:
+    """``d`` → svgelements segments (Move, Line, QuadraticBezier, CubicBezier, Arc, Close), absolute."""
+    bare = _BARE_COMMAND.search(d)  # the lexer lets V, A and H go without numbers
+    if bare:
+        raise _malformed(d, bare.end(1), tag)
+    path, lexer = _PathBuilder(), _Lexer()
+    try:
+        lexer.parse(path, _BARE_DOT.sub(r"\1 ", d))  # its lexer lacks the number form "1." (same length)
+        ok = lexer.pos == len(d)  # the lexer stops quietly at a character it does not know
+    except SvgError as err:
+        raise SvgError(f"{_where(tag, 'd')}: {err}") from None
+    except Exception:  # noqa: BLE001 (any failure of the library's parser is malformed data)
+        ok = False
+    segs = list(path)
+    if not ok or (segs and not isinstance(segs[0], Move)):
+        raise _malformed(d, lexer.pos, tag)
+    return segs
+
+
+def _arc(seg: Arc, p0: Point, p3: Point, tag: str) -> list[Point]:
+    """An elliptical arc → cubics of at most 90° each: the circle's 4/3·tan(θ/4) cubic mapped onto the
+    ellipse c + cos t·a + sin t·b (svgelements gives the center form, radii already corrected)."""
+    if not math.isfinite(seg.sweep):
+        raise SvgError(f"{_where(tag, 'd')}: arc parameters out of float range")
+    if seg.sweep == 0:  # rx or ry = 0: a straight line; identical endpoints: no segment (SVG spec)
+        return _line(p0, p3) if p0 != p3 else []
+    c = (seg.center.x, seg.center.y)
+    a = (seg.prx.x - c[0], seg.prx.y - c[1])
+    b = (seg.pry.x - c[0], seg.pry.y - c[1])
+
+    def at(t: float, o: Point = c) -> Point:
+        return (o[0] + math.cos(t) * a[0] + math.sin(t) * b[0], o[1] + math.cos(t) * a[1] + math.sin(t) * b[1])
+
+    u = (p0[0] - c[0], p0[1] - c[1])
+    t0 = math.atan2((u[0] * b[0] + u[1] * b[1]) / (b[0] ** 2 + b[1] ** 2),
+                    (u[0] * a[0] + u[1] * a[1]) / (a[0] ** 2 + a[1] ** 2))
+    n = max(1, math.ceil(abs(seg.sweep) / (math.pi / 2) - 1e-9))
+    dt = seg.sweep / n
+    k = 4 / 3 * math.tan(dt / 4)
+    out, q0 = [], p0
+    for i in range(1, n + 1):
+        t = t0 + i * dt
+        q3 = p3 if i == n else at(t)
+        d0, d1 = at(t - dt + math.pi / 2, (0.0, 0.0)), at(t + math.pi / 2, (0.0, 0.0))  # tangents
+        out += [(q0[0] + k * d0[0], q0[1] + k * d0[1]), (q3[0] - k * d1[0], q3[1] - k * d1[1]), q3]
+        q0 = q3
+    return out
+
+
 def parse_path_data(d: str, tag: str = "path") -> list[list[Point]]:
     """``d`` → subpaths, each ``[start, c1, c2, end, c1, c2, end, …]`` of cubics, closed back to its start.
 
-    Lines and quadratics are converted to cubics exactly; a subpath that does not end at its start gets a
-    closing line (fill closes open subpaths). Arcs (A/a) raise ``SvgError``.
+    svgelements parses the path grammar; lines and quadratics become cubics exactly, elliptical arcs cubics
+    of at most 90° each; a subpath that does not end at its start gets a closing line (fill closes open
+    subpaths). Malformed data, over ``MAX_PATH_SEGMENTS`` segments or non-finite numbers raise ``SvgError``.
     """
-    tokens = []
-    for m in _PATH_TOKEN.finditer(d):
-        if m.group(1):
-            tokens.append(m.group(1))
-        elif m.group(2):
-            tokens.append(float(m.group(2)))
-        elif m.group(4):
-            raise SvgError(f"{_where(tag, 'd')}: unexpected character {m.group(4)!r}")
     subpaths: list[list[Point]] = []
     cur: list[Point] = []
-    pen: Point = (0.0, 0.0)
-    start: Point = (0.0, 0.0)
-    last_ctrl: Point | None = None
-    last_cmd = ""
-    i, cmd = 0, None
 
     def close():
         nonlocal cur
@@ -241,81 +334,25 @@ def parse_path_data(d: str, tag: str = "path") -> list[list[Point]]:
             subpaths.append(cur)
         cur = []
 
-    def args(k):
-        nonlocal i
-        vals = tokens[i : i + k]
-        if len(vals) < k or any(isinstance(v, str) for v in vals):
-            raise SvgError(f"{_where(tag, 'd')}: command {cmd!r} needs {k} numbers")
-        if not all(math.isfinite(v) for v in vals):
-            raise SvgError(f"{_where(tag, 'd')}: non-finite number after {cmd!r}")
-        i += k
-        return vals
-
-    while i < len(tokens):
-        tok = tokens[i]
-        if isinstance(tok, str):
-            cmd = tok
-            i += 1
-            if cmd in "Aa":
-                raise SvgError(f"{_where(tag, 'd')}: elliptical arc command {cmd!r} is not supported")
-            if cmd in "Zz":
-                close()
-                pen = start
-                cur, last_cmd = [], "Z"
-                continue
-        elif cmd is None:
-            raise SvgError(f"{_where(tag, 'd')}: path data must start with a moveto, got {tok!r}")
-        elif cmd in "Zz":
-            raise SvgError(f"{_where(tag, 'd')}: number {tok!r} after closepath")
-        rel = cmd.islower()
-        ox, oy = pen if rel else (0.0, 0.0)
-        c = cmd.upper()
-        if c == "M":
-            x, y = args(2)
+    for seg in _path_segments(d, tag):
+        if isinstance(seg, (Move, Close)):
             close()
-            pen = start = (ox + x, oy + y)
-            cur = [pen]
-            cmd = "l" if rel else "L"  # further pairs are implicit linetos
-            last_cmd = "M"
             continue
-        if not cur:
-            cur = [pen]
-            start = pen
-        if c in "LHV":
-            if c == "L":
-                x, y = args(2)
-                q = (ox + x, oy + y)
-            elif c == "H":
-                (x,) = args(1)
-                q = (ox + x if rel else x, pen[1])
-            else:
-                (y,) = args(1)
-                q = (pen[0], oy + y if rel else y)
-            cur.extend(_line(pen, q))
-            pen, last_ctrl = q, None
-        elif c in "CS":
-            if c == "C":
-                x1, y1, x2, y2, x, y = args(6)
-                c1 = (ox + x1, oy + y1)
-            else:
-                x2, y2, x, y = args(4)
-                c1 = (2 * pen[0] - last_ctrl[0], 2 * pen[1] - last_ctrl[1]) if last_cmd in "CS" and last_ctrl else pen
-            c2, q = (ox + x2, oy + y2), (ox + x, oy + y)
-            cur.extend([c1, c2, q])
-            pen, last_ctrl = q, c2
-        elif c in "QT":
-            if c == "Q":
-                x1, y1, x, y = args(4)
-                qc = (ox + x1, oy + y1)
-            else:
-                x, y = args(2)
-                qc = (2 * pen[0] - last_ctrl[0], 2 * pen[1] - last_ctrl[1]) if last_cmd in "QT" and last_ctrl else pen
-            q = (ox + x, oy + y)
-            cur.extend([(pen[0] + 2 / 3 * (qc[0] - pen[0]), pen[1] + 2 / 3 * (qc[1] - pen[1])),
-                        (q[0] + 2 / 3 * (qc[0] - q[0]), q[1] + 2 / 3 * (qc[1] - q[1])), q])
-            pen, last_ctrl = q, qc
-        last_cmd = c
+        p0, p3 = (seg.start.x, seg.start.y), (seg.end.x, seg.end.y)
+        cur = cur or [p0]
+        if isinstance(seg, Line):
+            cur.extend(_line(p0, p3))
+        elif isinstance(seg, QuadraticBezier):  # degree elevation: exact
+            q = (seg.control.x, seg.control.y)
+            cur.extend([(p0[0] + 2 / 3 * (q[0] - p0[0]), p0[1] + 2 / 3 * (q[1] - p0[1])),
+                        (p3[0] + 2 / 3 * (q[0] - p3[0]), p3[1] + 2 / 3 * (q[1] - p3[1])), p3])
+        elif isinstance(seg, CubicBezier):
+            cur.extend([(seg.control1.x, seg.control1.y), (seg.control2.x, seg.control2.y), p3])
+        else:
+            cur.extend(_arc(seg, p0, p3, tag))
     close()
+    if not all(math.isfinite(v) for sub in subpaths for p in sub for v in p):
+        raise SvgError(f"{_where(tag, 'd')}: non-finite coordinate (a number out of float range)")
     return subpaths
 
 

@@ -3,6 +3,7 @@
 from .base import DreamSamplerTask, Targets, proximal_sgd
 from .edit import EditSample, EditTask, Region
 from .generate import GenerateSample, GenerateTask
+from .svg import SVGReconstructTask, SVGSample, TextToSVGTask
 
-__all__ = ["DreamSamplerTask", "EditSample", "EditTask", "GenerateSample", "GenerateTask", "Region", "Targets",
-           "proximal_sgd"]
+__all__ = ["DreamSamplerTask", "EditSample", "EditTask", "GenerateSample", "GenerateTask", "Region",
+           "SVGReconstructTask", "SVGSample", "Targets", "TextToSVGTask", "proximal_sgd"]

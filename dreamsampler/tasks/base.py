@@ -31,6 +31,7 @@ from ..backbones import Backbone
 from ..backbones.backbone import DType
 from ..core import Term, ddim_invert, eta_noise, renoise, squared_error, total_loss
 from ..errors import InputError
+from ..generators import LatentGenerator
 from ..schedule import ReverseSchedule, ddim_timesteps
 from ..schedule.timesteps import Spacing
 from ..seeding import randn_batch
@@ -127,9 +128,25 @@ class DreamSamplerTask(L.LightningModule):
         """Whether ``targets`` needs d/dz_t through the frozen nets this step (DPS); ``z_t`` then requires grad."""
         return False
 
+    def after_step(self, step: dict) -> None:
+        """Called at the end of every reverse step, after the state advance (inside the step, so checkpoints see
+        its effect): e.g. re-initializing dead SVG paths, or stopping on NaN."""
+
     def result_images(self) -> dict[str, Tensor]:
         """Named (B, 3, H, W) images in [0, 1]; the first is the main result (written as PNG at the end)."""
         return {}
+
+    def result_texts(self) -> dict[str, list[str]]:
+        """Named text files (e.g. ``final.svg``), one text per sample, written at the end next to the images."""
+        return {}
+
+    def latent_generator(self, batch_size: int, size: int) -> LatentGenerator:
+        """psi = B latents for ``size × size`` images (``size`` must be a multiple of the VAE's factor)."""
+        bb = self.backbone
+        f = bb.vae_scale_factor
+        if size % f:
+            raise InputError(f"size {size} must be a multiple of the VAE's downsampling factor {f}")
+        return LatentGenerator((batch_size, bb.latent_channels, size // f, size // f))
 
     # ------------------------------------------------------------------ starts (Alg. 2 line 1 / Alg. 3)
     def start_from_inversion(self, z0: Tensor, null_emb: Tensor) -> Tensor:
@@ -250,6 +267,8 @@ class DreamSamplerTask(L.LightningModule):
         for sched in schedulers:
             sched.step()
         self.advance(targets.eps_renoise, step)
+        with torch.no_grad():
+            self.after_step(step)
         if self.trajectory_every and int(step["step"]) % self.trajectory_every == 0:
             self.last_z0_hat = targets.z0
         logs = {f"train/{name}": term.value.detach().mean() for name, term in terms.items()}

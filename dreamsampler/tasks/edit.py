@@ -163,10 +163,8 @@ class EditTask(DreamSamplerTask):
         return self._fit_batch
 
     def build_generator(self, batch: EditBatch) -> LatentGenerator:
-        bb = self.backbone
-        f = bb.vae_scale_factor
-        if self.size % f:
-            raise InputError(f"size {self.size} must be a multiple of the VAE's downsampling factor {f}")
+        generator = self.latent_generator(len(batch.names), self.size)
+        f = self.backbone.vae_scale_factor
         for path, hw in zip(batch.paths, batch.native_hw):
             check_image_size(hw, self.size, f, path)
         self.edit_batch = batch
@@ -174,7 +172,7 @@ class EditTask(DreamSamplerTask):
         self.register_buffer("prompt_owner", batch.owner, persistent=False)
         self.register_buffer("latent_masks", torch.stack([to_latent_mask(m, f) for m in batch.masks]),
                              persistent=False)
-        return LatentGenerator((len(batch.names), bb.latent_channels, self.size // f, self.size // f))
+        return generator
 
     # ------------------------------------------------------------------ the step
     def init_state(self) -> Tensor:

@@ -73,12 +73,8 @@ class GenerateTask(DreamSamplerTask):
         return self._fit_batch
 
     def build_generator(self, batch: GenerateBatch) -> LatentGenerator:
-        bb = self.backbone
-        f = bb.vae_scale_factor
-        if self.size % f:
-            raise InputError(f"size {self.size} must be a multiple of the VAE's downsampling factor {f}")
         self.prompts = batch.prompts
-        return LatentGenerator((len(batch.names), bb.latent_channels, self.size // f, self.size // f))
+        return self.latent_generator(len(batch.names), self.size)
 
     def init_state(self) -> Tensor:
         """Alg. 2 line 1: eps_tilde from noise; psi = 0 or the given ``init_latent``."""
