@@ -10,7 +10,7 @@ import logging
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from lightning.pytorch import Trainer
@@ -74,6 +74,16 @@ class DreamSamplerCLI(LightningCLI):
         parser.add_argument("--checkpoint_every", type=int, default=10,
                             help="write <run dir>/checkpoints/last.ckpt every this many reverse steps, and at the "
                                  "end (0: only at the end; psi is small)")
+        parser.add_argument("--threads", type=Optional[int], default=None,
+                            help="torch intra-op CPU threads (default: torch's); 1 is fastest for the tiny shapes "
+                                 "demos, whose small ops only wait on each other with more")
+
+    def before_instantiate_classes(self) -> None:
+        threads = self.config[self.subcommand].get("threads") if self.subcommand else None
+        if threads is not None:
+            if threads < 1:
+                raise InputError(f"--threads must be >= 1, got {threads}")
+            torch.set_num_threads(threads)
 
     def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
         parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)

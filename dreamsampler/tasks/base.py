@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from ..backbones import Backbone
 from ..backbones.backbone import DType
 from ..core import Term, ddim_invert, eta_noise, renoise, squared_error, total_loss
-from ..errors import InputError
+from ..errors import DivergedError, InputError
 from ..generators import LatentGenerator
 from ..schedule import ReverseSchedule, ddim_timesteps
 from ..schedule.timesteps import Spacing
@@ -75,6 +75,10 @@ class DreamSamplerTask(L.LightningModule):
         lr_scheduler: optional LR scheduler, stepped once per reverse step.
         trajectory_every: store ẑ₀ every this many steps for the TensorBoard callback (0: never).
     """
+
+    #: stop with ``DivergedError`` when the objective is NaN/inf, before the step can corrupt psi (one host sync
+    #: per optimizer step, so off for the latent editor, whose closed-form step cannot diverge)
+    stop_on_nonfinite = False
 
     def __init__(self, backbone: str = "shapes", backbone_dtype: DType = "fp32", nfe: int = 50,
                  spacing: Spacing = "leading", t_range: tuple[int, int] | None = None, eta: float = 0.0,
@@ -261,6 +265,10 @@ class DreamSamplerTask(L.LightningModule):
                 opt.zero_grad(set_to_none=True)
             terms = self.terms(g_out, latent, targets, step)
             loss = total_loss(terms)
+            if self.stop_on_nonfinite and not bool(torch.isfinite(loss)):
+                raise DivergedError(f"the objective became NaN or infinite at reverse step {int(step['step'])} "
+                                    f"(t={int(step['t'])}, inner step {k}): lower the learning rates or the term "
+                                    "weights; the last checkpoint (and its SVG) are kept as they were")
             self._backward(loss)
             for opt in optimizers:
                 opt.step()

@@ -31,10 +31,6 @@ PAPER_SUFFIX = ", minimal flat 2d vector icon. lineal color. on a white backgrou
 MEASUREMENT_STEP = -2
 
 
-class DivergedError(InputError):
-    """psi became NaN or infinite: the settings (learning rates, weights) make the optimization diverge."""
-
-
 def paper_adam(params: Any) -> torch.optim.Optimizer:
     """Adam with betas (0.9, 0.9) (paper, Sec. 4.1) and eps 1e-6 (VectorFusion); lrs come from the generator's
     parameter groups (points, colors)."""
@@ -86,14 +82,18 @@ class TextToSVGTask(DreamSamplerTask):
         reinit_every, reinit_until: re-initialize dead paths (opacity < ``min_opacity`` or tiny area) every
             this many reverse steps up to step ``reinit_until`` (0: never); seeded, so resumable.
         min_opacity: opacity below which a path is dead.
+        radius: radius of the initial circles in pixels (default: the paper's 20 px at 512², scaled).
         (other arguments: see ``DreamSamplerTask``; the default optimizer is Adam with betas (0.9, 0.9))
     """
+
+    stop_on_nonfinite = True        # Adam on raster gradients can diverge: stop with the step named
 
     def __init__(self, prompt: str | None = None, samples: list[SVGSample] | None = None,
                  prompt_suffix: str = PAPER_SUFFIX, null_prompt: str = "", omega: float = 7.5, size: int = 512,
                  paths: int = 128, segments: int = 4, raster_samples: int = 2, lr_points: float = 1.0,
                  lr_colors: float = 0.01, lambda_sds: float = 1.0, reinit_every: int = 50, reinit_until: int = 800,
-                 min_opacity: float = 0.05, optimizer: OptimizerCallable = paper_adam, **kwargs) -> None:
+                 min_opacity: float = 0.05, radius: float | None = None, optimizer: OptimizerCallable = paper_adam,
+                 **kwargs) -> None:
         super().__init__(optimizer=optimizer, **kwargs)
         if not isinstance(size, int) or size <= 0:
             raise InputError(f"size must be a positive integer, got {size!r}")
@@ -104,6 +104,7 @@ class TextToSVGTask(DreamSamplerTask):
         self.paths, self.segments, self.raster_samples = paths, segments, raster_samples
         self.lr_points, self.lr_colors, self.lambda_sds = lr_points, lr_colors, lambda_sds
         self.reinit_every, self.reinit_until, self.min_opacity = reinit_every, reinit_until, min_opacity
+        self.radius = radius
         self.save_hyperparameters(ignore=["samples", "optimizer", "lr_scheduler", "operator"])
         self.hparams["samples"] = [s if isinstance(s, dict) else vars(s).copy() for s in (samples or [])]
         if prompt is not None and samples:
@@ -137,7 +138,7 @@ class TextToSVGTask(DreamSamplerTask):
     def init_state(self) -> Tensor:
         """psi: the paper's circles (seeded per sample) or the given SVG files; eps_tilde ~ N(0, I) (Alg. 2)."""
         gen, files = self.generator, self.svg_batch.init_svgs
-        gen.init_circles(self.seed, self.sample_names)
+        gen.init_circles(self.seed, self.sample_names, self.radius)
         if any(files):
             if not all(files):
                 raise InputError("init_svg must be given for every sample of a batch or for none")
@@ -160,14 +161,10 @@ class TextToSVGTask(DreamSamplerTask):
         return {"prox": Term(squared_error(latent, targets.z0), weight=self.sds_weight(step))}
 
     def after_step(self, step: dict) -> None:
-        """Stop on NaN/inf (the last checkpoint and SVG stay as they were); re-initialize dead paths on schedule."""
+        """Re-initialize dead paths on schedule (seeded by the step: a resumed run repeats it exactly)."""
         i = int(step["step"])
-        gen = self.generator
-        if not (torch.isfinite(gen.points).all() and torch.isfinite(gen.rgba).all()):
-            raise DivergedError(f"psi became NaN or infinite at reverse step {i} (t={int(step['t'])}): lower the "
-                                "learning rates or the term weights; the last checkpoint and its SVG are kept")
         if self.reinit_every and 0 < i <= self.reinit_until and i % self.reinit_every == 0:
-            gen.reinitialize_dead(self.seed, i, self.sample_names, self.min_opacity)
+            self.generator.reinitialize_dead(self.seed, i, self.sample_names, self.min_opacity)
 
     # ------------------------------------------------------------------ results
     def result_images(self) -> dict[str, Tensor]:

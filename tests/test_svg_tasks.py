@@ -1,0 +1,162 @@
+"""Vector graphics on the step contract (eq. 21): outputs a person can open, exact resume, clear errors."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import REPO, run_cli
+from dreamsampler.errors import InputError
+from dreamsampler.tasks import SVGReconstructTask, TextToSVGTask
+from dreamsampler.errors import DivergedError
+from test_raster_browser import browser_render
+
+KILL_SEED = int(os.environ.get("DREAMSAMPLER_KILL_SEED", "20261202"))
+SOURCE = REPO / "dreamsampler/assets/demo/green_square.png"
+
+
+def small(**kw):
+    """The demo's settings, shortened."""
+    base = dict(prompt="a green square", image=str(SOURCE), prompt_suffix="", size=64, paths=8, segments=4,
+                lr_points=4.0, lr_colors=0.02, lambda_dc=100.0, omega=3.0, backbone="shapes", nfe=6,
+                inner_steps=2, trajectory_every=0)
+    return {**base, **kw}
+
+
+def test_demo_writes_svg_that_a_browser_draws_like_the_png(tmp_path):
+    run = tmp_path / "demo"
+    proc = run_cli("fit", "-c", "configs/svg/demo_recon.yaml", "--model.init_args.nfe=12",
+                   "--model.init_args.trajectory_every=4", f"--trainer.default_root_dir={run}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ("final.svg", "final.png", "measurement.png", "comparison.png", "checkpoints/last.svg"):
+        assert (run / name).is_file(), name
+    assert Image.open(run / "comparison.png").size == (3 * 64, 64)          # measurement | result | truth
+    png = torch.from_numpy(np.asarray(Image.open(run / "final.png").convert("RGB"), dtype=np.float64) / 255)
+    shot = browser_render((run / "final.svg").read_text(), 64, 64, tmp_path / "browser")
+    assert (shot - png).abs().mean() < 4e-3
+    assert (run / "checkpoints/last.svg").read_text() == (run / "final.svg").read_text()   # saved at the end
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run))
+    events.Reload()
+    assert {"raster", "z0_hat"} <= set(events.Tags()["images"])
+    assert {"train/prox", "train/dc"} <= set(events.Tags()["scalars"])
+
+
+def write_config(tmp: Path, run: Path, kill_at: int | None = None) -> Path:
+    cfg = tmp / ("killed.yaml" if kill_at is not None else f"{run.name}.yaml")
+    callbacks = (f"  callbacks:\n    - class_path: killer.KillAt\n      init_args: {{step: {kill_at}}}\n"
+                 if kill_at is not None else "")
+    cfg.write_text(f"""
+model:
+  class_path: dreamsampler.tasks.SVGReconstructTask
+  init_args:
+    prompt: a green square
+    image: {SOURCE}
+    prompt_suffix: ""
+    sigma_y: 0.05             # seeded measurement noise
+    eta: 0.3                  # seeded renoising noise
+    reinit_every: 3           # seeded re-initialization of dead paths
+    min_opacity: 0.75
+    size: 64
+    paths: 8
+    lr_points: 4.0
+    lr_colors: 0.02
+    lambda_dc: 100.0
+    omega: 3.0
+    backbone: shapes
+    nfe: 16
+    inner_steps: 3
+    trajectory_every: 0
+trainer:
+  default_root_dir: {run}
+  enable_progress_bar: false
+{callbacks}checkpoint_every: 2
+threads: 1
+""")
+    return cfg
+
+
+def test_sigkill_then_resume_writes_a_byte_identical_svg(tmp_path):
+    kill_at = random.Random(f"{KILL_SEED}:svg").randrange(3, 15)
+    replay = f"(replay: DREAMSAMPLER_KILL_SEED={KILL_SEED}, killed at reverse step {kill_at})"
+    full = run_cli("fit", "-c", str(write_config(tmp_path, tmp_path / "full")))
+    assert full.returncode == 0, full.stderr[-3000:]
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
+    killed = subprocess.run([sys.executable, "-m", "dreamsampler.cli", "fit", "-c",
+                             str(write_config(tmp_path, run, kill_at))], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, f"{replay} {killed.stderr[-2000:]}"
+    assert not (run / "final.svg").exists()
+    assert (run / "checkpoints/last.svg").read_text().startswith("<?xml"), replay    # a usable SVG was left
+    resumed = run_cli("fit", "-c", str(write_config(tmp_path, run)), "--ckpt_path", "last")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Restored all states from the checkpoint" in resumed.stdout + resumed.stderr, replay
+    assert (run / "final.svg").read_bytes() == (tmp_path / "full" / "final.svg").read_bytes(), replay
+
+
+def fit(task, tmp_path, **kw):
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path, **kw)
+    trainer.fit(task)
+    return trainer
+
+
+def test_text_to_svg_runs_from_noise_without_measurement(shapes_backbone, tmp_path):
+    task = TextToSVGTask(prompt="a red circle", prompt_suffix="", size=64, paths=4, backbone="shapes", nfe=3)
+    task.backbone = shapes_backbone
+    fit(task, tmp_path, enable_checkpointing=False)
+    assert task.result_images()["final"].shape == (1, 3, 64, 64)
+    assert task.result_texts()["final.svg"][0].count("<path") == 4
+
+
+class Diverging(SVGReconstructTask):
+    """The data term's weight turns NaN at reverse step 3, so Adam's update makes psi NaN inside that step."""
+
+    def terms(self, g_out, latent, targets, step):
+        terms = super().terms(g_out, latent, targets, step)
+        if int(step["step"]) == 3:
+            terms["dc"].weight = float("nan")
+        return terms
+
+
+def test_nan_stops_with_the_step_and_keeps_the_last_good_checkpoint(shapes_backbone, tmp_path):
+    from dreamsampler.callbacks import RunCheckpoint
+
+    task = Diverging(**small())
+    task.backbone = shapes_backbone
+    ckpt = RunCheckpoint(dirpath=tmp_path / "checkpoints", save_last=True, save_top_k=0, every_n_train_steps=2 * 2)
+    with pytest.raises(DivergedError, match="NaN or infinite at reverse step 3"):
+        fit(task, tmp_path, callbacks=[ckpt])
+    saved = torch.load(tmp_path / "checkpoints/last.ckpt", map_location="cpu", weights_only=True)
+    assert saved["global_step"] == 2 * 2 and torch.isfinite(saved["state_dict"]["generator.points"]).all()
+    assert "nan" not in (tmp_path / "checkpoints/last.svg").read_text().lower()
+
+
+def test_bad_svg_inputs(shapes_backbone, tmp_path):
+    Image.new("RGB", (16, 16), "white").save(tmp_path / "y.png")
+    with pytest.raises(InputError, match=r"measurement file .* is 16x16 \(WxH\), but Downsample of the 64x64 "
+                                         r"canvas gives 8x8"):
+        SVGReconstructTask(**{**small(), "image": None, "measurement": str(tmp_path / "y.png")})
+    with pytest.raises(InputError, match="paths must be a positive integer"):
+        SVGReconstructTask(**small(paths=0))
+    with pytest.raises(InputError, match="give exactly one of `image`"):
+        SVGReconstructTask(**small(image=None))
+    bad = tmp_path / "text.svg"
+    bad.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><text x="1" y="9">hi</text></svg>')
+    task = TextToSVGTask(samples=[{"prompt": "a red circle", "init_svg": str(bad)}], prompt_suffix="", size=64,
+                         paths=4, backbone="shapes", nfe=2)
+    task.backbone = shapes_backbone
+    with pytest.raises(InputError, match=r"text\.svg.*<text>"):
+        fit(task, tmp_path, enable_checkpointing=False)
