@@ -254,3 +254,13 @@ def test_root_svg_presentation_attributes_apply():
         read_svg(svg('<rect width="2" height="2"/>', 'width="4" height="4" transform="scale(2)"'))
     with pytest.raises(SvgError, match=r"<rect> attribute 'stroke'"):
         read_svg(svg('<rect width="2" height="2"/>', 'width="4" height="4" stroke="red"'))
+
+
+def test_named_colors_after_pillow_cached_them():
+    """Pillow converts its color table's entries to tuples in place once ``getrgb`` has seen a name."""
+    from PIL import Image
+
+    from dreamsampler.io.svg import parse_color
+
+    Image.new("RGB", (1, 1), "orange")          # caches colormap["orange"] as a tuple
+    assert parse_color("orange") == (1.0, 165 / 255, 0.0, 1.0)

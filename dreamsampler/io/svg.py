@@ -157,9 +157,9 @@ def parse_color(text: str, tag: str = "path", attr: str = "fill") -> tuple[float
     if re.fullmatch(r"[a-z]+", t):
         from PIL import ImageColor  # noqa: PLC0415 (Pillow's CSS color table)
 
-        hexval = ImageColor.colormap.get(t)
-        if isinstance(hexval, str) and hexval.startswith("#"):
-            return parse_color(hexval, tag, attr)
+        if t in ImageColor.colormap:    # getrgb: Pillow caches converted entries as tuples in the table itself
+            rgb = ImageColor.getrgb(t)
+            return (*(v / 255 for v in rgb[:3]), rgb[3] / 255 if len(rgb) == 4 else 1.0)
     raise SvgError(f"{_where(tag, attr)}: unsupported paint {text!r} (expected a color or 'none')")
 
 
