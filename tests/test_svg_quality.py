@@ -78,3 +78,31 @@ def test_checker_reads_back_color_and_shape(table):
                    "shapes better (sr8: see docs/benchmarks.md); the prior's pull costs PSNR here")
 def test_prior_helps_beyond_data_consistency(table):
     assert table["mean"]["dreamsampler"] > table["mean"]["dc_only"], table
+
+
+PAIRS = [(c, s, seed) for seed, (c, s) in enumerate(
+    [(c, s) for c in ("red", "green", "blue", "yellow", "purple", "orange") for s in ("circle", "square")])]
+
+
+@pytest.fixture(scope="module")
+def text_table(shapes_backbone, tmp_path_factory):
+    """Text-to-SVG for 12 (prompt, seed) pairs in one batched run (the seed is the sample's noise key)."""
+    torch.set_num_threads(1)
+    settings = {k: v for k, v in SETTINGS.items() if k != "lambda_dc"}
+    task = TextToSVGTask(samples=[{"prompt": shapes.caption(c, s), "name": f"{c}_{s}_{seed}"}
+                                  for c, s, seed in PAIRS], **settings)
+    task.backbone = shapes_backbone
+    fit(task, tmp_path_factory.mktemp("text_to_svg"))
+    with torch.no_grad():
+        final = task.result_images()["final"]
+    color = sum(shapes.dominant_color(final[b]) == c for b, (c, _, _) in enumerate(PAIRS))
+    both = sum(shapes.dominant_color(final[b]) == c and shapes.classify_shape(final[b]) == s
+               for b, (c, s, _) in enumerate(PAIRS))
+    print(f"\n[text-to-svg] checker reads the prompt on {both}/{len(PAIRS)} (color alone {color}/{len(PAIRS)})")
+    return {"both": both, "color": color}
+
+
+@pytest.mark.xfail(strict=True, reason="measured on this prior: the checker reads the prompt on about 1 in 6 "
+                   "(see docs/benchmarks.md); the 64² SVG does not follow the tiny prior's targets closely enough")
+def test_text_to_svg_reads_back_the_prompt(text_table):
+    assert text_table["both"] >= 0.8 * len(PAIRS), text_table

@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from ..io.files import write_text
 from ..io.images import save_image
 
 
@@ -28,15 +29,6 @@ def sample_files(name: str | None, images: dict[str, torch.Tensor]) -> list[tupl
     if name is None:
         return [(f"{key}.png", img) for key, img in images.items()]
     return [(f"{name}.png" if i == 0 else f"{name}_{key}.png", img) for i, (key, img) in enumerate(images.items())]
-
-
-def write_text(text: str, path: Path) -> Path:
-    """Write a text file atomically (temp file + rename), so a reader never sees half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
 
 
 class ExportResults(L.Callback):

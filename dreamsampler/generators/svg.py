@@ -38,6 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError
+from ..io.files import write_text
 from ..io.svg import read_svg, write_svg
 from ..render import rasterize
 from ..seeding import rng
@@ -308,20 +309,4 @@ class SVGGenerator(nn.Module):
         """Write sample b's SVG to ``path`` atomically (temp file in the same folder + ``os.replace``).
 
         A path that cannot be written is an :class:`InputError` naming it; no temp file is left behind."""
-        text = self.to_svg(b)
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            if path.is_dir():
-                raise IsADirectoryError(f"{str(path)!r} is a directory")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
-        except OSError as err:
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
-            raise InputError(f"cannot write SVG file {str(path)!r} ({err.strerror or err})") from err
-        return path
+        return write_text(self.to_svg(b), path, "SVG")

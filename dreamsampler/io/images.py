@@ -7,8 +7,6 @@ so the CLI prints it as one line without a traceback.
 
 from __future__ import annotations
 
-import errno
-import os
 import stat
 import warnings
 from pathlib import Path
@@ -21,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from ..errors import InputError
+from .files import atomic_write
 
 __all__ = ["MAX_UPSCALE", "box_mask", "check_image_size", "load_image", "load_mask", "resize_image",
            "save_image", "to_latent_mask"]
@@ -243,17 +242,4 @@ def save_image(x: Tensor, path: str | Path) -> Path:
     if x.dim() == 4:
         x = x[0]
     arr = (x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        if path.is_dir():
-            raise IsADirectoryError(errno.EISDIR, "it is a directory")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(arr).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except OSError as err:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        raise InputError(f"cannot write image file {str(path)!r} ({err.strerror or err})") from err
-    return path
+    return atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"), "image")
