@@ -20,3 +20,22 @@ class KillAt(L.Callback):
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
         if int(batch["step"]) == self.step:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def callbacks_yaml(kill_at: int | None) -> str:
+    """The ``trainer.callbacks`` lines of a test config that kills the run at ``kill_at`` (empty for None)."""
+    if kill_at is None:
+        return ""
+    return f"  callbacks:\n    - class_path: killer.KillAt\n      init_args: {{step: {kill_at}}}\n"
+
+
+def fit_until_killed(config) -> "subprocess.CompletedProcess":
+    """``dreamsampler fit -c config`` in a fresh interpreter that can import this module (``tests/`` on the path)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "dreamsampler.cli", "fit", "-c", str(config)], cwd=tests.parent,
+                          env=env, capture_output=True, text=True, timeout=300)

@@ -9,14 +9,13 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import REPO, run_cli
+from conftest import run_cli
+from killer import callbacks_yaml, fit_until_killed
 
 KILL_SEED = int(os.environ.get("DREAMSAMPLER_KILL_SEED", "20261202"))
 EVERY = 2                                                 # checkpoint every 2 reverse steps
@@ -34,8 +33,7 @@ ADAM_INNER = dict(nfe=30, inner_steps=3, extra="""    eta: 0.3
 
 def write_config(tmp: Path, image: Path, name: str, case: dict, kill_at: int | None = None) -> Path:
     cfg = tmp / f"{name}.yaml"
-    callbacks = (f"  callbacks:\n    - class_path: killer.KillAt\n      init_args: {{step: {kill_at}}}\n"
-                 if kill_at is not None else "")
+    callbacks = callbacks_yaml(kill_at)
     cfg.write_text(f"""
 model:
   class_path: dreamsampler.tasks.EditTask
@@ -67,10 +65,7 @@ def test_sigkill_then_resume_is_bit_identical(red_circle, tmp_path, case):
     full = run_cli("fit", "-c", str(write_config(tmp_path, red_circle, "full", case)))
     assert full.returncode == 0, full.stderr[-3000:]
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
-    killed = subprocess.run([sys.executable, "-m", "dreamsampler.cli", "fit", "-c",
-                             str(write_config(tmp_path, red_circle, "killed", case, kill_at))],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    killed = fit_until_killed(write_config(tmp_path, red_circle, "killed", case, kill_at))
     assert killed.returncode == -signal.SIGKILL, f"{replay} {killed.stderr[-2000:]}"
     run = tmp_path / "run"
     saved = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning as L
@@ -16,9 +14,9 @@ import torch
 from PIL import Image
 
 from conftest import REPO, run_cli
-from dreamsampler.errors import InputError
+from killer import callbacks_yaml, fit_until_killed
+from dreamsampler.errors import DivergedError, InputError
 from dreamsampler.tasks import SVGReconstructTask, TextToSVGTask
-from dreamsampler.errors import DivergedError
 from test_raster_browser import browser_render
 
 KILL_SEED = int(os.environ.get("DREAMSAMPLER_KILL_SEED", "20261202"))
@@ -61,8 +59,7 @@ def test_demo_writes_svg_that_a_browser_draws_like_the_png(tmp_path, demo, files
 
 def write_config(tmp: Path, run: Path, kill_at: int | None = None) -> Path:
     cfg = tmp / ("killed.yaml" if kill_at is not None else f"{run.name}.yaml")
-    callbacks = (f"  callbacks:\n    - class_path: killer.KillAt\n      init_args: {{step: {kill_at}}}\n"
-                 if kill_at is not None else "")
+    callbacks = callbacks_yaml(kill_at)
     cfg.write_text(f"""
 model:
   class_path: dreamsampler.tasks.SVGReconstructTask
@@ -99,10 +96,7 @@ def test_sigkill_then_resume_writes_a_byte_identical_svg(tmp_path):
     full = run_cli("fit", "-c", str(write_config(tmp_path, tmp_path / "full")))
     assert full.returncode == 0, full.stderr[-3000:]
     run = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}
-    killed = subprocess.run([sys.executable, "-m", "dreamsampler.cli", "fit", "-c",
-                             str(write_config(tmp_path, run, kill_at))], cwd=REPO, env=env, capture_output=True,
-                            text=True, timeout=300)
+    killed = fit_until_killed(write_config(tmp_path, run, kill_at))
     assert killed.returncode == -signal.SIGKILL, f"{replay} {killed.stderr[-2000:]}"
     assert not (run / "final.svg").exists()
     assert (run / "checkpoints/last.svg").read_text().startswith("<?xml"), replay    # a usable SVG was left

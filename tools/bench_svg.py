@@ -5,7 +5,7 @@ gradients of the step) and the UNet (forward of [null, c_y] × B, no graph), eac
 tensors, and times whole steps of the task (``dream_step`` with its Adam update) for comparison.
 
     python tools/bench_svg.py --preset shapes --size 64 --paths 16 --threads 1          # the demo's step
-    python tools/bench_svg.py --preset sd15-random --size 512 --paths 128 --repeats 1     # SD1.5 scale, CPU
+    python tools/bench_svg.py --preset sd15-random --size 512 --paths 128 --repeats 0     # SD1.5 scale, CPU
     python tools/bench_svg.py --preset sd15-random --size 512 --paths 256 --device cuda --dtype fp16
 """
 
@@ -24,8 +24,9 @@ from dreamsampler.tasks.base import _as_list
 
 
 def best_ms(fn, device: torch.device, repeats: int) -> float:
+    """Best of ``repeats`` calls after one warm-up call; ``repeats=0``: one cold call (big CPU runs)."""
     times = []
-    for _ in range(repeats + 1):                      # the first call warms up
+    for _ in range(repeats + 1 if repeats else 1):    # the first call warms up
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
@@ -33,7 +34,7 @@ def best_ms(fn, device: torch.device, repeats: int) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    return 1e3 * min(times[1:])
+    return 1e3 * min(times[1:] or times)
 
 
 def main() -> None:
