@@ -153,3 +153,7 @@ def test_tiny_source_image_refused(tmp_path):
     task = EditTask(image=str(tmp_path / "dot.png"), prompt="a blue circle", size=16, backbone="tiny", nfe=2)
     with pytest.raises(Exception, match="smaller than one latent cell"):
         L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False).fit(task)
+
+
+def test_threads_must_be_positive(tmp_path, red_circle):
+    assert "--threads must be >= 1, got 0" in cli_error(tmp_path, red_circle, "--threads=0")

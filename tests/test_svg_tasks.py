@@ -160,3 +160,21 @@ def test_bad_svg_inputs(shapes_backbone, tmp_path):
     task.backbone = shapes_backbone
     with pytest.raises(InputError, match=r"text\.svg.*<text>"):
         fit(task, tmp_path, enable_checkpointing=False)
+
+
+def test_dataset_predict_writes_each_samples_svg(tmp_path):
+    from dreamsampler.cli import DreamSamplerCLI
+    from dreamsampler.io.svg import read_svg
+
+    manifest = tmp_path / "svgs.jsonl"
+    manifest.write_text(f'{{"prompt": "a green square", "image": "{SOURCE}", "name": "sq"}}\n'
+                        f'{{"prompt": "a green square", "image": "{SOURCE}", "name": "sq2"}}\n')
+    run = tmp_path / "run"
+    DreamSamplerCLI(args=["predict", "--model", "dreamsampler.tasks.SVGReconstructTask", "--model.prompt_suffix=",
+                          "--model.size=64", "--model.paths=4", "--model.nfe=2", "--model.backbone=shapes",
+                          "--data", "dreamsampler.data.EditManifest", f"--data.manifest={manifest}",
+                          "--data.batch_size=2", f"--trainer.default_root_dir={run}",
+                          "--trainer.enable_progress_bar=false"])
+    for name in ("sq", "sq2"):
+        scene = read_svg(run / "predictions" / f"{name}_final.svg")
+        assert scene.points.shape[0] == 4 and (run / "predictions" / f"{name}_comparison.png").is_file()

@@ -73,7 +73,7 @@ class LogTrajectory(L.Callback):
 
 class WritePredictions(BasePredictionWriter):
     """Write each predicted sample as its batch finishes: ``<run dir>/predictions/<name>.png`` (+ other images as
-    ``<name>_<key>.png``), atomically, from whichever rank computed it; each rank appends one line per sample to
+    ``<name>_<key>.png``, text files such as SVGs as ``<name>_<key>``), atomically, from whichever rank computed it; each rank appends one line per sample to
     ``predictions/done.rank<r>.jsonl`` (name, rank, seconds since the run started)."""
 
     def __init__(self) -> None:
@@ -88,8 +88,10 @@ class WritePredictions(BasePredictionWriter):
         out = Path(trainer.default_root_dir) / "predictions"
         for sample in prediction or []:
             name = sample["name"]
-            for file, img in sample_files(name, {k: v for k, v in sample.items() if k != "name"}):
+            for file, img in sample_files(name, {k: v for k, v in sample.items() if k not in ("name", "texts")}):
                 save_image(img, out / file)
+            for key, text in sample.get("texts", {}).items():
+                write_text(text, out / f"{name}_{key}")
             line = json.dumps({"name": name, "rank": trainer.global_rank, "seconds": round(time.time() - self._t0, 3)})
             with open(out / f"done.rank{trainer.global_rank}.jsonl", "a") as f:
                 f.write(line + "\n")

@@ -311,7 +311,7 @@ class DreamSamplerTask(L.LightningModule):
 
     def predict_step(self, items: list[dict], batch_idx: int) -> list[dict]:
         """A whole DreamSampler run for a batch of dataset samples, through the same ``dream_step`` as ``fit``;
-        returns ``{"name", <image name>: (3, H, W)}`` per sample for the prediction writer."""
+        returns ``{"name", "texts": {file key: text}, <image name>: (3, H, W)}`` per sample for the writer."""
         if torch.is_inference_mode_enabled():
             raise InputError("predict optimizes psi: run it with Trainer(inference_mode=False) "
                              "(the dreamsampler CLI's default)")
@@ -325,9 +325,9 @@ class DreamSamplerTask(L.LightningModule):
                 self.dream_step(step, optimizers, schedulers)
         self.last_z0_hat = None
         with torch.no_grad():
-            images = self.result_images()
-        return [{"name": name, **{k: v[b].cpu() for k, v in images.items()}}
-                for b, name in enumerate(self.sample_names)]
+            images, texts = self.result_images(), self.result_texts()
+        return [{"name": name, "texts": {k: v[b] for k, v in texts.items()},
+                 **{k: v[b].cpu() for k, v in images.items()}} for b, name in enumerate(self.sample_names)]
 
     # ------------------------------------------------------------------ results
     def decode_latent(self, z: Tensor) -> Tensor:
