@@ -3,7 +3,9 @@
 from .base import DreamSamplerTask, Targets, proximal_sgd
 from .edit import EditSample, EditTask, Region
 from .generate import GenerateSample, GenerateTask
+from .inpaint import Hole, InpaintSample, InpaintTask
 from .svg import SVGReconstructTask, SVGSample, TextToSVGTask
 
-__all__ = ["DreamSamplerTask", "EditSample", "EditTask", "GenerateSample", "GenerateTask", "Region",
+__all__ = ["DreamSamplerTask", "EditSample", "EditTask", "GenerateSample", "GenerateTask", "Hole", "InpaintSample",
+           "InpaintTask", "Region",
            "SVGReconstructTask", "SVGSample", "Targets", "TextToSVGTask", "proximal_sgd"]
