@@ -242,6 +242,10 @@ class DreamSamplerTask(L.LightningModule):
     def train_dataloader(self) -> ReverseSchedule:
         return self.reverse_schedule()
 
+    def val_dataloader(self) -> list[int]:
+        """One "batch" for a task's ``validation_step``: the current result (Lightning asks only if it has one)."""
+        return [0]
+
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         """Schedule batches are a few scalars: keep them on the host, so reading t or alpha_bar never waits
         for the accelerator (the model's tensors use them as 0-dim CPU scalars). Predict batches are items."""

@@ -205,9 +205,6 @@ class EditTask(DreamSamplerTask):
         return self._result_cache[1]
 
     # ------------------------------------------------------------------ metrics of the result (validate)
-    def val_dataloader(self) -> list[int]:
-        return [0]                       # one "batch": the current result
-
     def validation_step(self, batch: int, batch_idx: int) -> None:
         """Faithfulness of the edits to their sources (what the edit kept): PSNR and SSIM, logged as ``val/*``."""
         if not bool(self.initialized):

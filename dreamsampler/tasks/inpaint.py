@@ -17,6 +17,7 @@ from typing import Sequence
 
 import torch
 from torch import Tensor
+from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
 from ..core import z0_hat
 from ..errors import InputError
@@ -87,6 +88,8 @@ class InpaintTask(DreamSamplerTask):
         sigma_y: measurement noise (official 0.01), seeded by ``(seed, -2, sample)``.
         cg_lambda, cg_iters: lambda and iterations of the CG data-consistency solve (official 1e-4, 10).
         ds_every, ds_until: a DS step when ``i % ds_every == 0 and i < ds_until * nfe`` (official 3, 170/200).
+        treg_omega: None (DreamSampler: the data-consistency solve starts from z0(c_∅)) or TReg's CFG scale omega:
+            start it from ``(1 - omega) z0(c_∅) + omega z0(c_tgt)`` instead (the baseline the paper contrasts).
         size: working size (512 for SD1.5).
         (other arguments: see ``DreamSamplerTask``)
     """
@@ -94,10 +97,10 @@ class InpaintTask(DreamSamplerTask):
     def __init__(self, image: str | None = None, holes: list[Hole] | None = None,
                  samples: list[InpaintSample] | None = None, null_prompt: str = "out of focus, depth of field",
                  sigma_y: float = 0.01, cg_lambda: float = 1e-4, cg_iters: int = 10, ds_every: int = 3,
-                 ds_until: float = 0.85, size: int = 512, **kwargs) -> None:
+                 ds_until: float = 0.85, treg_omega: float | None = None, size: int = 512, **kwargs) -> None:
         super().__init__(**kwargs)
         self.null_prompt, self.sigma_y, self.cg_lambda, self.cg_iters = null_prompt, sigma_y, cg_lambda, cg_iters
-        self.ds_every, self.ds_until, self.size = ds_every, ds_until, size
+        self.ds_every, self.ds_until, self.treg_omega, self.size = ds_every, ds_until, treg_omega, size
         self.save_hyperparameters(ignore=["holes", "samples", "optimizer", "lr_scheduler"])
         as_dict = lambda h: h if isinstance(h, dict) else vars(h).copy()
         self.hparams["holes"] = [as_dict(h) for h in (holes or [])]
@@ -184,9 +187,14 @@ class InpaintTask(DreamSamplerTask):
                      bb.encode_text([self.null_prompt] * b + self.inpaint_batch.prompts))
         eps_uc, eps_c = eps[:b], eps[b:]
         z0_uc, z0_c = z0_hat(z_t, eps_uc, ab), z0_hat(z_t[owner], eps_c, ab)
-        x0 = bb.decode(z0_uc)
+        start = z0_uc
+        if self.treg_omega is not None:       # TReg: text guidance mixed into the data-consistency start
+            mean_c = torch.zeros_like(z0_uc).index_add_(0, owner, z0_c) / torch.bincount(owner, minlength=b).view(
+                -1, 1, 1, 1).to(z0_c)
+            start = (1 - self.treg_omega) * z0_uc + self.treg_omega * mean_c
+        x0 = bb.decode(start)
         x = solve_data_consistency(PixelMask(self.known), self.y, x0, self.cg_lambda, self.cg_iters)
-        z0 = ab * bb.encode(x) + (1 - ab) * z0_uc
+        z0 = ab * bb.encode(x) + (1 - ab) * start
         hole = torch.zeros_like(z0[:, :1]).index_add_(0, owner, self.latent_holes)          # 1 - prod_k M_k
         guided = torch.zeros_like(z0).index_add_(0, owner, self.latent_holes * ab * z0_c)
         z0 = (1 - hole) * z0 + hole * (1 - ab) * z0 + guided
@@ -214,3 +222,16 @@ class InpaintTask(DreamSamplerTask):
         overlay = known * x + (1 - known) * (0.5 * x + 0.5 * tint)
         return {"inpainted": out, "measurement": meas, "mask_overlay": overlay,
                 "comparison": torch.cat([meas, out, x], dim=3)}
+
+    # ------------------------------------------------------------------ metrics of the result (validate)
+    def validation_step(self, batch: int, batch_idx: int) -> None:
+        """Faithfulness to the measurement on the known pixels: PSNR and SSIM, logged as ``val/*``."""
+        if not bool(self.initialized):
+            raise InputError("nothing to validate: the run has no result yet (pass --ckpt_path with a checkpoint "
+                             "of this run, e.g. --ckpt_path last)")
+        out = self.result_images()["inpainted"].to(self.device)
+        y = ((self.y + 1) / 2).clamp(0, 1)
+        mse = (self.known * (out - y)).pow(2).sum() / (3 * self.known.sum())
+        self.log_dict({"val/known_psnr": 10 * torch.log10(1 / mse),
+                       "val/known_ssim": ssim(self.known * out, self.known * y, data_range=1.0)},
+                      batch_size=out.shape[0])
