@@ -39,3 +39,20 @@ def fit_until_killed(config) -> "subprocess.CompletedProcess":
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run([sys.executable, "-m", "dreamsampler.cli", "fit", "-c", str(config)], cwd=tests.parent,
                           env=env, capture_output=True, text=True, timeout=300)
+
+
+def kill_step(seed: int, tag: str, low: int, high: int) -> tuple[int, str]:
+    """The reverse step to kill at, drawn from ``Random(f"{seed}:{tag}")`` in [low, high), and the replay hint."""
+    import random
+
+    step = random.Random(f"{seed}:{tag}").randrange(low, high)
+    return step, f"(replay: DREAMSAMPLER_KILL_SEED={seed}, killed at reverse step {step})"
+
+
+def resume_last(config, replay: str) -> None:
+    """``dreamsampler fit -c config --ckpt_path last`` must succeed and really restore (not start afresh)."""
+    from conftest import run_cli
+
+    resumed = run_cli("fit", "-c", str(config), "--ckpt_path", "last")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Restored all states from the checkpoint" in resumed.stdout + resumed.stderr, replay

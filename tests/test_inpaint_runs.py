@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from conftest import REPO, run_cli
 from dreamsampler import shapes
 from dreamsampler.io.images import save_image
 from dreamsampler.tasks import InpaintTask
-from killer import callbacks_yaml, fit_until_killed
+from killer import callbacks_yaml, fit_until_killed, kill_step, resume_last
 
 KILL_SEED = int(os.environ.get("DREAMSAMPLER_KILL_SEED", "20261202"))
 
@@ -45,8 +44,7 @@ threads: 1
 
 
 def test_outputs_and_sigkill_resume_are_bit_identical(tmp_path):
-    kill_at = random.Random(f"{KILL_SEED}:inpaint").randrange(3, 13)
-    replay = f"(replay: DREAMSAMPLER_KILL_SEED={KILL_SEED}, killed at reverse step {kill_at})"
+    kill_at, replay = kill_step(KILL_SEED, "inpaint", 3, 13)
     full = run_cli("fit", "-c", str(write_config(tmp_path, tmp_path / "full")))
     assert full.returncode == 0, full.stderr[-3000:]
     for name in ("inpainted.png", "measurement.png", "mask_overlay.png", "comparison.png"):
@@ -55,9 +53,7 @@ def test_outputs_and_sigkill_resume_are_bit_identical(tmp_path):
     run = tmp_path / "run"
     killed = fit_until_killed(write_config(tmp_path, run, kill_at))
     assert killed.returncode == -signal.SIGKILL, f"{replay} {killed.stderr[-2000:]}"
-    resumed = run_cli("fit", "-c", str(write_config(tmp_path, run)), "--ckpt_path", "last")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "Restored all states from the checkpoint" in resumed.stdout + resumed.stderr, replay
+    resume_last(write_config(tmp_path, run), replay)
     assert (run / "inpainted.png").read_bytes() == (tmp_path / "full" / "inpainted.png").read_bytes(), replay
     val = run_cli("validate", "-c", str(write_config(tmp_path, run)), "--ckpt_path", "last")
     assert val.returncode == 0 and "val/known_psnr" in val.stdout, val.stderr[-2000:]

@@ -5,7 +5,6 @@ test_batching.py) shared by the per-case tests."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 

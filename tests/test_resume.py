@@ -7,7 +7,6 @@ can be replayed exactly; the run dies inside the process at the start of that re
 from __future__ import annotations
 
 import os
-import random
 import signal
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 import torch
 
 from conftest import run_cli
-from killer import callbacks_yaml, fit_until_killed
+from killer import callbacks_yaml, fit_until_killed, kill_step, resume_last
 
 KILL_SEED = int(os.environ.get("DREAMSAMPLER_KILL_SEED", "20261202"))
 EVERY = 2                                                 # checkpoint every 2 reverse steps
@@ -60,8 +59,7 @@ def final_state(run: Path, case: dict) -> dict:
 
 @pytest.mark.parametrize("case", [SGD_ETA, ADAM_INNER], ids=["sgd-eta", "adam-3-inner-steps-lr-schedule"])
 def test_sigkill_then_resume_is_bit_identical(red_circle, tmp_path, case):
-    kill_at = random.Random(f"{KILL_SEED}:{case['inner_steps']}").randrange(EVERY + 1, case["nfe"] - 1)
-    replay = f"(replay: DREAMSAMPLER_KILL_SEED={KILL_SEED}, killed at reverse step {kill_at})"
+    kill_at, replay = kill_step(KILL_SEED, str(case["inner_steps"]), EVERY + 1, case["nfe"] - 1)
     full = run_cli("fit", "-c", str(write_config(tmp_path, red_circle, "full", case)))
     assert full.returncode == 0, full.stderr[-3000:]
 
@@ -72,9 +70,7 @@ def test_sigkill_then_resume_is_bit_identical(red_circle, tmp_path, case):
     assert saved == (kill_at // EVERY) * EVERY * case["inner_steps"], replay   # the last periodic checkpoint
     assert not (run / "edited.png").exists()
 
-    resumed = run_cli("fit", "-c", str(write_config(tmp_path, red_circle, "resume", case)), "--ckpt_path", "last")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "Restored all states from the checkpoint" in resumed.stdout + resumed.stderr, replay   # not a fresh start
+    resume_last(write_config(tmp_path, red_circle, "resume", case), replay)              # not a fresh start
     ours, ref = final_state(run, case), final_state(tmp_path / "full", case)
     for key in ("generator.psi", "eps_tilde"):
         assert torch.equal(ours["state_dict"][key], ref["state_dict"][key]), f"{key} differs {replay}"

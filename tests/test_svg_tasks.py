@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import torch
 from PIL import Image
 
 from conftest import REPO, run_cli
-from killer import callbacks_yaml, fit_until_killed
+from killer import callbacks_yaml, fit_until_killed, kill_step, resume_last
 from dreamsampler.errors import DivergedError, InputError
 from dreamsampler.tasks import SVGReconstructTask, TextToSVGTask
 from test_raster_browser import browser_render
@@ -91,8 +90,7 @@ threads: 1
 
 
 def test_sigkill_then_resume_writes_a_byte_identical_svg(tmp_path):
-    kill_at = random.Random(f"{KILL_SEED}:svg").randrange(3, 15)
-    replay = f"(replay: DREAMSAMPLER_KILL_SEED={KILL_SEED}, killed at reverse step {kill_at})"
+    kill_at, replay = kill_step(KILL_SEED, "svg", 3, 15)
     full = run_cli("fit", "-c", str(write_config(tmp_path, tmp_path / "full")))
     assert full.returncode == 0, full.stderr[-3000:]
     run = tmp_path / "run"
@@ -100,9 +98,7 @@ def test_sigkill_then_resume_writes_a_byte_identical_svg(tmp_path):
     assert killed.returncode == -signal.SIGKILL, f"{replay} {killed.stderr[-2000:]}"
     assert not (run / "final.svg").exists()
     assert (run / "checkpoints/last.svg").read_text().startswith("<?xml"), replay    # a usable SVG was left
-    resumed = run_cli("fit", "-c", str(write_config(tmp_path, run)), "--ckpt_path", "last")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "Restored all states from the checkpoint" in resumed.stdout + resumed.stderr, replay
+    resume_last(write_config(tmp_path, run), replay)
     assert (run / "final.svg").read_bytes() == (tmp_path / "full" / "final.svg").read_bytes(), replay
 
 

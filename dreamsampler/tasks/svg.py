@@ -7,7 +7,6 @@ rasterizer and the VAE encoder only — never a UNet backward (eq. 11).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
