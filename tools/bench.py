@@ -1,5 +1,5 @@
-"""Benchmark: the edit task end to end (Lightning) vs a plain eager loop of the official algorithm, and B
-batched edits vs the same B edits one after the other.
+"""Benchmark: the edit or inpainting task end to end (Lightning) vs a plain eager loop of the official algorithm,
+and B batched edits vs the same B edits one after the other.
 
 All runs are in this process on the same backbone and schedule. The reference mirrors the official
 ``run_edit.py``: inversion evaluates [uncond, cond] in one batch and throws the conditional half away, sampling
@@ -8,6 +8,11 @@ growth of the CPU resident set) and the ratios; with ``--batch B`` also B differ
 call per step for all of them) against B single runs, with the speed-up and the largest difference.
 
     python tools/bench.py --preset shapes --size 64 --nfe 50 --batch 8
+    python tools/bench.py --task inpaint --preset shapes --size 64 --nfe 60 --threads 1
+
+The inpainting reference mirrors ``run_inpaint.py``: inversion as above, DS steps with one UNet call of the null
+and the hole prompts, 10 CG iterations on the normal equations, DPS steps with the official batch of two
+unconditional rows through the UNet and the decoder.
     python tools/bench.py --preset sd15-random --device cuda --dtype fp16 --size 512 --nfe 200
 """
 
@@ -28,7 +33,10 @@ from dreamsampler.backbones import Backbone
 from dreamsampler.cli import quiet_startup
 from dreamsampler.io.images import load_image
 from dreamsampler.schedule import ddim_timesteps
-from dreamsampler.tasks import EditTask
+from dreamsampler.seeding import randn
+from dreamsampler.tasks import EditTask, InpaintTask
+
+NULL_INPAINT = "out of focus, depth of field"
 
 
 def rss_bytes() -> int:
@@ -91,15 +99,80 @@ def official_loop(bb: Backbone, image: Path, prompt: str, nfe: int, size: int, g
     return bb.decode(zbar)
 
 
+def official_inpaint_loop(bb: Backbone, image: Path, prompt: str, box: list[int], nfe: int, size: int,
+                          seed: int = 0, sigma_y: float = 0.01, lam: float = 1e-4, cg_iters: int = 10) -> torch.Tensor:
+    """``run_inpaint.py`` as a plain eager loop (one hole): DS when ``i % 3 == 0 and i < 0.85 nfe``, else DPS."""
+    ts = ddim_timesteps(nfe, bb.num_train_timesteps).tolist()
+    ab = bb.alphas_cumprod.to(bb.device)
+    abar = lambda t: ab[t] if t >= 0 else torch.tensor(bb.final_alpha_cumprod, device=bb.device)
+    c_null, c_tgt = bb.encode_text([NULL_INPAINT]), bb.encode_text([prompt])
+    x = load_image(image, size).to(bb.device) * 2 - 1
+    known = torch.ones_like(x[:, :1])
+    known[..., box[0]:box[2], box[1]:box[3]] = 0
+    noise = randn(tuple(x.shape[1:]), seed, -2, image.stem, device=bb.device)[None]
+    y = known * (x + sigma_y * noise)
+    hole = (1 - known)[:, :, ::bb.vae_scale_factor, ::bb.vae_scale_factor]
+    with torch.no_grad():
+        z, a_prev = bb.encode(y), torch.tensor(1.0, device=bb.device)
+        for t in reversed(ts):                                       # unconditional inversion
+            e = bb.eps(z, t, c_null)
+            z = abar(t).sqrt() * (z - (1 - a_prev).sqrt() * e) / a_prev.sqrt() + (1 - abar(t)).sqrt() * e
+            a_prev = abar(t)
+    for i, (t, tp) in enumerate(zip(ts, ts[1:] + [-1])):
+        a, a_p = abar(t), abar(tp)
+        if i % 3 == 0 and i < 0.85 * nfe:                            # DS step: TReg two-step + the hole's prompt
+            with torch.no_grad():
+                e_uc, e_c = bb.eps(torch.cat([z, z]), t, torch.cat([c_null, c_tgt])).chunk(2)
+                z0_uc, z0_c = (z - (1 - a).sqrt() * e_uc) / a.sqrt(), (z - (1 - a).sqrt() * e_c) / a.sqrt()
+                x0 = bb.decode(z0_uc)
+                b = known * y + lam * x0                             # CG on (A^T A + lam I) x = A^T y + lam x0
+                xs = x0.clone()
+                r = b - (known * xs + lam * xs)
+                p, rr = r, (r * r).sum()
+                for _ in range(cg_iters):
+                    if rr == 0:                                      # converged exactly (2 distinct eigenvalues)
+                        break
+                    ap = known * p + lam * p
+                    alpha = rr / (p * ap).sum()
+                    xs, r = xs + alpha * p, r - alpha * ap
+                    rr_new = (r * r).sum()
+                    p, rr = r + rr_new / rr * p, rr_new
+                z0 = a * bb.encode(xs) + (1 - a) * z0_uc
+                z0 = (1 - hole) * z0 + hole * ((1 - a) * z0 + a * z0_c)
+                n = randn(tuple(z.shape[1:]), seed, i, image.stem, device=bb.device)[None]
+                z = a_p.sqrt() * z0 + (1 - a_p).sqrt() * ((1 - a).sqrt() * e_uc + a.sqrt() * n)
+        else:                                                        # DPS step, official batch of 2 rows
+            z = z.detach().requires_grad_()
+            e_uc = bb.eps(torch.cat([z, z]), t, torch.cat([c_null, c_null]), grad=True).chunk(2)[0]
+            z0 = (z - (1 - a).sqrt() * e_uc) / a.sqrt()
+            (g,) = torch.autograd.grad((known * (y - bb.decode(z0, grad=True))).norm(), z)
+            z = (a_p.sqrt() * z0 + (1 - a_p).sqrt() * e_uc - a_p.sqrt() * g).detach()
+            z0 = z0.detach() - g
+    with torch.no_grad():
+        return ((bb.decode(z0) + 1) / 2).clamp(0, 1)
+
+
+def trainer_for(device: str) -> L.Trainer:
+    return L.Trainer(accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, max_epochs=1,
+                     logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                     enable_model_summary=False, limit_val_batches=0)   # the algorithm, not its metrics
+
+
+def ours_inpaint(bb: Backbone, image: Path, prompt: str, box: list[int], nfe: int, size: int,
+                 device: str) -> torch.Tensor:
+    task = InpaintTask(image=str(image), holes=[{"prompt": prompt, "box": box}], size=size, backbone=bb.name,
+                       nfe=nfe, trajectory_every=0)
+    task.backbone = bb
+    trainer_for(device).fit(task)
+    return task.result_images()["inpainted"]
+
+
 def ours(bb: Backbone, image: Path | None, prompt: str | None, nfe: int, size: int, gamma: float, device: str,
          samples: list[dict] | None = None) -> torch.Tensor:
     task = EditTask(image=None if samples else str(image), prompt=None if samples else prompt, samples=samples,
                     size=size, backbone=bb.name, nfe=nfe, gamma=gamma, trajectory_every=0)
     task.backbone = bb
-    trainer = L.Trainer(accelerator="gpu" if device.startswith("cuda") else "cpu", devices=1, max_epochs=1,
-                        logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, limit_val_batches=0)   # the algorithm, not its metrics
-    trainer.fit(task)
+    trainer_for(device).fit(task)
     with torch.no_grad():
         return task.backbone.decode(task.generator.psi)
 
@@ -118,6 +191,7 @@ def timed(fn, device: torch.device):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--task", default="edit", choices=["edit", "inpaint"])
     ap.add_argument("--preset", default="tiny", help="tiny | sd15-random | shapes | any backbone source")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"])
@@ -126,16 +200,24 @@ def main() -> None:
     ap.add_argument("--gamma", type=float, default=0.2)
     ap.add_argument("--repeats", type=int, default=1, help="timed runs of each (after one warm-up of each)")
     ap.add_argument("--batch", type=int, default=0, help="also time B batched edits vs B sequential ones")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = ap.parse_args()
     quiet_startup()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     bb = Backbone.load(args.preset, dtype=args.dtype, device=device)
     with tempfile.TemporaryDirectory() as tmp:
         image = Path(tmp) / "src.png"
         Image.radial_gradient("L").convert("RGB").resize((args.size, args.size)).save(image)
         prompt = "a blue circle"
-        run_ref = lambda: official_loop(bb, image, prompt, args.nfe, args.size, args.gamma)
-        run_ours = lambda: ours(bb, image, prompt, args.nfe, args.size, args.gamma, args.device)
+        if args.task == "edit":
+            run_ref = lambda: official_loop(bb, image, prompt, args.nfe, args.size, args.gamma)
+            run_ours = lambda: ours(bb, image, prompt, args.nfe, args.size, args.gamma, args.device)
+        else:
+            box = [args.size // 4, args.size // 4, 3 * args.size // 4, 3 * args.size // 4]
+            run_ref = lambda: official_inpaint_loop(bb, image, prompt, box, args.nfe, args.size)
+            run_ours = lambda: ours_inpaint(bb, image, prompt, box, args.nfe, args.size, args.device)
         run_ref(), run_ours()                              # warm-up (allocator, kernels, text cache)
         best = {}
         for name, fn in (("reference", run_ref), ("dreamsampler", run_ours)):
@@ -143,7 +225,7 @@ def main() -> None:
             best[name] = min(runs, key=lambda r: r[1])
         diff = (best["dreamsampler"][0].float() - best["reference"][0].float()).abs().max().item()
     steps = 2 * args.nfe
-    print(f"preset={args.preset} device={args.device} dtype={args.dtype} size={args.size} nfe={args.nfe} "
+    print(f"task={args.task} preset={args.preset} device={args.device} dtype={args.dtype} size={args.size} nfe={args.nfe} "
           f"(inversion + sampling = {steps} steps)")
     print(f"{'':14s}{'wall s':>10s}{'steps/s':>10s}{'peak MiB':>10s}")
     for name, (_, wall, peak) in best.items():
