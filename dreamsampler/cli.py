@@ -20,6 +20,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from .callbacks import ExportResults, LogTrajectory, RunCheckpoint, WritePredictions
 from .errors import InputError
+from .evaluate import EvalConfig, evaluate_run
 from .tasks import DreamSamplerTask
 
 
@@ -74,6 +75,7 @@ class DreamSamplerCLI(LightningCLI):
         parser.add_argument("--checkpoint_every", type=int, default=10,
                             help="write <run dir>/checkpoints/last.ckpt every this many reverse steps, and at the "
                                  "end (0: only at the end; psi is small)")
+        parser.add_class_arguments(EvalConfig, "evaluate")
         parser.add_argument("--threads", type=Optional[int], default=None,
                             help="torch intra-op CPU threads (default: torch's); 1 is fastest for the tiny shapes "
                                  "demos, whose small ops only wait on each other with more")
@@ -127,12 +129,64 @@ class DreamSamplerCLI(LightningCLI):
 
     before_validate = before_predict = before_fit
 
+    def after_predict(self) -> None:
+        """Score the dataset from the written files (rank 0, after every rank finished) when asked to."""
+        given = self.config["predict"].get("evaluate") or {}
+        cfg = EvalConfig(**(given.as_dict() if hasattr(given, "as_dict") else dict(given)))
+        if cfg.metrics and self.trainer.is_global_zero:
+            run = Path(self.trainer.default_root_dir)
+            table = evaluate_run(run, self.model, [dict(it) for it in self.datamodule.items], cfg)
+            print(f"dreamsampler: wrote {run / 'metrics.md'}\n{table}", flush=True)
+
+
+def evaluate_command(argv: list[str]) -> None:
+    """``dreamsampler evaluate <run dir>``: recompute the metrics of a ``predict`` run from its files."""
+    import argparse
+
+    import yaml
+    from lightning.pytorch import LightningDataModule
+
+    ap = argparse.ArgumentParser(prog="dreamsampler evaluate", description=evaluate_command.__doc__)
+    ap.add_argument("run_dir", type=Path, help="the predict run's directory (holds config.yaml, predictions/)")
+    ap.add_argument("--metrics", nargs="+", help="metric names, or auto (default: the run's evaluate.metrics)")
+    for key in ("clip", "dino", "device"):
+        ap.add_argument(f"--{key}")
+    ap.add_argument("--fid_features", type=int)
+    ap.add_argument("--lpips", action="store_true", default=None)
+    args = ap.parse_args(argv)
+    config_file = args.run_dir / "config.yaml"
+    if not config_file.is_file():
+        raise InputError(f"{str(args.run_dir)!r} is not a predict run directory: {str(config_file)!r} is missing")
+    saved = yaml.safe_load(config_file.read_text()) or {}
+    if not isinstance(saved.get("data"), dict):
+        raise InputError(f"{str(config_file)!r} has no `data` manifest: evaluate scores `dreamsampler predict` runs")
+    parser = LightningArgumentParser()
+    parser.add_lightning_class_args(DreamSamplerTask, "model", subclass_mode=True)
+    parser.add_lightning_class_args(LightningDataModule, "data", subclass_mode=True)
+    parser.add_class_arguments(EvalConfig, "evaluate")
+    objects = parser.instantiate_classes(parser.parse_object(
+        {k: saved[k] for k in ("model", "data", "evaluate") if k in saved}))
+    given = {k: v for k, v in vars(args).items() if k != "run_dir" and v is not None}
+    cfg = EvalConfig(**{**vars(objects["evaluate"]), **given}) if not isinstance(objects["evaluate"], dict) \
+        else EvalConfig(**{**objects["evaluate"], **given})
+    if not cfg.metrics:
+        cfg.metrics = ["auto"]
+    table = evaluate_run(args.run_dir, objects["model"], objects["data"].items, cfg)
+    print(f"dreamsampler: wrote {args.run_dir / 'metrics.md'}\n{table}")
+
 
 def main(args: list[str] | None = None) -> None:
-    """Console entry point: ``dreamsampler fit -c configs/edit/demo.yaml``."""
+    """Console entry point: ``dreamsampler fit -c configs/edit/demo.yaml``; ``dreamsampler evaluate <run dir>``.
+
+    ``predict`` exits with status 0 when every sample succeeded, else the number of failed samples (at most
+    100); they are listed in ``<run dir>/predictions/errors.jsonl``."""
     quiet_startup()
+    argv = sys.argv[1:] if args is None else list(args)
     try:
-        DreamSamplerCLI(args=args)
+        if argv[:1] == ["evaluate"]:
+            evaluate_command(argv[1:])
+            return
+        cli = DreamSamplerCLI(args=args)
     except Exception as err:  # jsonargparse wraps errors raised while instantiating classes: find ours
         cause: BaseException | None = err
         while cause is not None and not isinstance(cause, InputError):
@@ -140,6 +194,9 @@ def main(args: list[str] | None = None) -> None:
         if cause is None:
             raise
         sys.exit(f"dreamsampler: error: {cause}")
+    failed = sum(getattr(cb, "failed", 0) for cb in cli.trainer.callbacks if isinstance(cb, WritePredictions))
+    if failed:
+        sys.exit(min(failed, 100))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -71,32 +72,102 @@ class LogTrajectory(L.Callback):
                     logger.experiment.add_image("raster", raster, global_step=int(batch["step"]))
 
 
+def _jsonl(path: Path) -> list[dict]:
+    rows = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:       # a line cut by a kill: that sample is simply not done
+            pass
+    return rows
+
+
+def _append_line(path: Path, row: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
 class WritePredictions(BasePredictionWriter):
     """Write each predicted sample as its batch finishes: ``<run dir>/predictions/<name>.png`` (+ other images as
-    ``<name>_<key>.png``, text files such as SVGs as ``<name>_<key>``), atomically, from whichever rank computed it; each rank appends one line per sample to
-    ``predictions/done.rank<r>.jsonl`` (name, rank, seconds since the run started)."""
+    ``<name>_<key>.png``, text files such as SVGs as ``<name>_<key>``), atomically, from whichever rank computed
+    it. Each rank appends one line per finished sample to ``predictions/done.rank<r>.jsonl`` (name, rank, seconds
+    since the run started) and one per failed sample to ``errors.rank<r>.jsonl`` (name, rank, error); at the end
+    rank 0 merges this run's failures into ``predictions/errors.jsonl`` and prints the summary. Rank 0 prints the
+    progress of all ranks (samples done / total, failures, rate, ETA) after each of its batches."""
 
     def __init__(self) -> None:
         super().__init__(write_interval="batch")
         self._t0 = time.time()
+        self.failed = self.done = self.total = 0
+
+    def folder(self, trainer) -> Path:
+        return Path(trainer.default_root_dir) / "predictions"
 
     def on_predict_start(self, trainer, pl_module) -> None:
         self._t0 = time.time()
+        out = self.folder(trainer)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"errors.rank{trainer.global_rank}.jsonl").write_text("")     # this run's failures only
+        pending = getattr(trainer.datamodule, "pending", None)
+        self._pending = {it["name"] for it in pending} if pending is not None else None
+        self.total = len(self._pending) if pending is not None else sum(len(dl.dataset) for dl in
+                                                                          trainer.predict_dataloaders or [])
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx,
                            dataloader_idx=0) -> None:
-        out = Path(trainer.default_root_dir) / "predictions"
+        out, rank = self.folder(trainer), trainer.global_rank
         for sample in prediction or []:
             name = sample["name"]
-            for file, img in sample_files(name, {k: v for k, v in sample.items() if k not in ("name", "texts")}):
+            if "error" in sample:
+                print(f"dreamsampler: sample {name!r} failed: {sample['error']}", file=sys.stderr, flush=True)
+                _append_line(out / f"errors.rank{rank}.jsonl", {"name": name, "rank": rank, "error": sample["error"]})
+                continue
+            files = sample_files(name, {k: v for k, v in sample.items() if k not in ("name", "texts")})
+            for file, img in files[1:]:
                 save_image(img, out / file)
             for key, text in sample.get("texts", {}).items():
                 write_text(text, out / f"{name}_{key}")
-            line = json.dumps({"name": name, "rank": trainer.global_rank, "seconds": round(time.time() - self._t0, 3)})
-            with open(out / f"done.rank{trainer.global_rank}.jsonl", "a") as f:
-                f.write(line + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            save_image(files[0][1], out / files[0][0])      # last: its presence marks the sample done
+            _append_line(out / f"done.rank{rank}.jsonl",
+                         {"name": name, "rank": rank, "seconds": round(time.time() - self._t0, 3)})
+        if trainer.is_global_zero:
+            print(f"dreamsampler: {self.progress(trainer)}", flush=True)
+
+    def count(self, trainer) -> tuple[int, int]:
+        """Samples of this run done and failed so far, over all ranks (from the ranks' files)."""
+        out = self.folder(trainer)
+        done = {r.get("name") for f in out.glob("done.rank*.jsonl") for r in _jsonl(f)}
+        failed = {r.get("name") for f in out.glob("errors.rank*.jsonl") for r in _jsonl(f)}
+        if self._pending is not None:
+            done, failed = done & self._pending, failed & self._pending
+        return len(done), len(failed - done)
+
+    def progress(self, trainer) -> str:
+        done, failed = self.count(trainer)
+        elapsed = time.time() - self._t0
+        rate = (done + failed) / elapsed if elapsed > 0 else 0.0
+        left = self.total - done - failed
+        eta = f", ETA {_duration(left / rate)}" if rate > 0 and left > 0 else ""
+        return f"predict {done + failed}/{self.total} samples ({failed} failed), {rate:.2f} samples/s{eta}"
+
+    def on_predict_end(self, trainer, pl_module) -> None:
+        trainer.strategy.barrier()
+        if not trainer.is_global_zero:
+            return
+        out = self.folder(trainer)
+        errors = [r for f in sorted(out.glob("errors.rank*.jsonl")) for r in _jsonl(f)]
+        write_text("".join(json.dumps(r) + "\n" for r in errors), out / "errors.jsonl")
+        self.done, self.failed = self.count(trainer)
+        note = f"; see {out / 'errors.jsonl'}" if self.failed else ""
+        print(f"dreamsampler: predict finished: {self.done} of {self.total} samples written, {self.failed} failed "
+              f"in {_duration(time.time() - self._t0)}{note}", flush=True)
 
 
 class RunCheckpoint(ModelCheckpoint):

@@ -1,5 +1,5 @@
 """Datasets for dataset-scale runs (``dreamsampler predict``)."""
 
-from .manifest import EditManifest, read_manifest
+from .manifest import EditManifest, Manifest, folder_items, read_manifest
 
-__all__ = ["EditManifest", "read_manifest"]
+__all__ = ["EditManifest", "Manifest", "folder_items", "read_manifest"]

@@ -144,6 +144,12 @@ class DreamSamplerTask(L.LightningModule):
         """Named text files (e.g. ``final.svg``), one text per sample, written at the end next to the images."""
         return {}
 
+    def eval_inputs(self, item: dict) -> dict[str, Any]:
+        """What the metrics compare one finished dataset sample with, read from its item's files: any of
+        ``source`` / ``truth`` ((1, 3, S, S) in [0, 1]), ``prompt``, ``source_prompt``, ``holes`` ([(mask (S, S)
+        bool, prompt)]). See ``dreamsampler.evaluate``."""
+        return {"prompt": item.get("prompt")}
+
     def latent_generator(self, batch_size: int, size: int) -> LatentGenerator:
         """psi = B latents for ``size × size`` images (``size`` must be a multiple of the VAE's factor)."""
         bb = self.backbone
@@ -315,10 +321,27 @@ class DreamSamplerTask(L.LightningModule):
 
     def predict_step(self, items: list[dict], batch_idx: int) -> list[dict]:
         """A whole DreamSampler run for a batch of dataset samples, through the same ``dream_step`` as ``fit``;
-        returns ``{"name", "texts": {file key: text}, <image name>: (3, H, W)}`` per sample for the writer."""
+        returns ``{"name", "texts": {file key: text}, <image name>: (3, H, W)}`` per sample for the writer, or
+        ``{"name", "error"}`` for a sample that failed (see ``predict_samples``)."""
         if torch.is_inference_mode_enabled():
             raise InputError("predict optimizes psi: run it with Trainer(inference_mode=False) "
                              "(the dreamsampler CLI's default)")
+        return self.predict_samples(items)
+
+    def predict_samples(self, items: list[dict]) -> list[dict]:
+        """Fault isolation: a batch that fails (unreadable file, divergence, out of memory, ...) is run again one
+        sample at a time, and a sample that fails alone is reported as ``{"name", "error"}`` while the rest of the
+        dataset goes on. Each sample's noise is keyed by its name, so its result does not depend on its batch."""
+        try:
+            return self._predict_batch(items)
+        except Exception as err:       # noqa: BLE001 - any failure of one sample must not stop the dataset
+            if isinstance(err, torch.cuda.OutOfMemoryError):
+                torch.cuda.empty_cache()
+            if len(items) == 1:
+                return [{"name": items[0].get("name", "?"), "error": f"{type(err).__name__}: {err}"}]
+        return [result for item in items for result in self.predict_samples([item])]
+
+    def _predict_batch(self, items: list[dict]) -> list[dict]:
         self.begin(self.load_batch(items))
         self.to(self.device)
         self.initialize()
@@ -330,8 +353,14 @@ class DreamSamplerTask(L.LightningModule):
         self.last_z0_hat = None
         with torch.no_grad():
             images, texts = self.result_images(), self.result_texts()
-        return [{"name": name, "texts": {k: v[b] for k, v in texts.items()},
-                 **{k: v[b].cpu() for k, v in images.items()}} for b, name in enumerate(self.sample_names)]
+        results = []
+        for b, name in enumerate(self.sample_names):
+            one = {k: v[b].cpu() for k, v in images.items()}
+            if not all(bool(torch.isfinite(v).all()) for v in one.values()):
+                results.append({"name": name, "error": "DivergedError: the result is not finite (NaN/inf)"})
+                continue
+            results.append({"name": name, "texts": {k: v[b] for k, v in texts.items()}, **one})
+        return results
 
     # ------------------------------------------------------------------ results
     def decode_latent(self, z: Tensor) -> Tensor:

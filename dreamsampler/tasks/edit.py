@@ -13,6 +13,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio as psnr
 from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
 from ..core import cfg, localized_eps, z0_hat
+from ..data.checks import check_parts, exactly_one, file_exists, prompt_ok, unknown_keys
 from ..errors import InputError
 from ..generators import LatentGenerator
 from ..io.images import box_mask, check_image_size, load_image, load_mask, resize_image, to_latent_mask
@@ -114,6 +115,24 @@ class EditTask(DreamSamplerTask):
         # else: a template for `predict`
 
     # ------------------------------------------------------------------ samples
+    def check_item(self, item: dict) -> list[str]:
+        """Structure of one dataset edit ``{image, prompt | regions, source_prompt?}`` (file contents not read)."""
+        problems = unknown_keys(item, ("image", "prompt", "regions", "source_prompt"), "an edit")
+        problems += file_exists(item.get("image"), "image") + exactly_one(item, ("prompt", "regions"), "edit")
+        if item.get("prompt") is not None:
+            problems += prompt_ok(item["prompt"])
+        if item.get("regions") is not None:
+            problems += check_parts(item, "regions", ("mask", "box"))
+        if "source_prompt" in item:
+            problems += prompt_ok(item["source_prompt"], "source_prompt")
+        return problems
+
+    def eval_inputs(self, item: dict) -> dict:
+        """The source image (structure metrics, FID's reference set), the target and the source prompts."""
+        prompts = [item["prompt"]] if item.get("prompt") else [r["prompt"] for r in item.get("regions") or []]
+        return {"source": resize_image(load_image(item["image"]), self.size), "prompt": " and ".join(prompts),
+                "source_prompt": item.get("source_prompt")}
+
     def load_batch(self, items: Sequence[EditSample | dict]) -> EditBatch:
         """Read and validate each edit's image, prompts and masks (one clear error for each bad input)."""
         size = self.size

@@ -20,6 +20,7 @@ from torch import Tensor
 from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
 from ..core import z0_hat
+from ..data.checks import check_parts, file_exists, unknown_keys
 from ..errors import InputError
 from ..io.images import box_mask, load_image, load_mask
 from ..operators import PixelMask, measure, solve_data_consistency
@@ -78,6 +79,13 @@ def _hole_mask(hole: Hole, size: int, native_hw: tuple[int, int]) -> Tensor:
     return torch.nn.functional.interpolate(m[None], size=(size, size), mode="nearest")[0]
 
 
+def _holes_of(item: dict) -> list | None:
+    """A dataset item's holes: its ``holes``, or the one hole written flat (``prompt`` + ``mask | box | preset``)."""
+    if item.get("holes") is not None or item.get("prompt") is None:
+        return item.get("holes")
+    return [{k: item[k] for k in ("prompt", "mask", "box", "preset") if item.get(k) is not None}]
+
+
 class InpaintTask(DreamSamplerTask):
     """Text-guided inpainting, eq. (20) with TReg's two-step data consistency and DPS steps (official defaults).
 
@@ -112,11 +120,30 @@ class InpaintTask(DreamSamplerTask):
         self._fit_batch = self.load_batch(items) if items else None
 
     # ------------------------------------------------------------------ samples
+    def check_item(self, item: dict) -> list[str]:
+        """Structure of one dataset sample ``{image, holes: [{prompt, mask | box | preset}]}`` or, for one hole,
+        ``{image, prompt, mask | box | preset}`` (file contents not read)."""
+        flat = ("prompt", "mask", "box", "preset")
+        problems = unknown_keys(item, ("image", "holes", *flat), "an inpainting sample")
+        problems += file_exists(item.get("image"), "image")
+        if item.get("holes") is not None and any(item.get(k) is not None for k in flat):
+            return problems + ["give the holes either as `holes: [...]` or as one flat `prompt` with `mask` | `box` "
+                               "| `preset`, not both"]
+        return problems + check_parts({"holes": _holes_of(item)}, "holes", ("mask", "box", "preset"), tuple(PRESETS))
+
+    def eval_inputs(self, item: dict) -> dict:
+        """The clean image (the ground truth), the holes with their prompts, all prompts joined."""
+        native = load_image(item["image"])
+        holes = [h if isinstance(h, Hole) else Hole(**h) for h in _holes_of(item)]
+        masks = [_hole_mask(h, self.size, tuple(native.shape[-2:]))[0] > 0.5 for h in holes]
+        return {"truth": load_image(item["image"], self.size), "prompt": " and ".join(h.prompt for h in holes),
+                "holes": [(m, h.prompt) for m, h in zip(masks, holes)]}
+
     def load_batch(self, items: Sequence[InpaintSample | dict]) -> InpaintBatch:
         names, xs, prompts, owner, holes = [], [], [], [], []
         for b, item in enumerate(items):
             s = item if isinstance(item, InpaintSample) else InpaintSample(
-                item.get("image"), item.get("holes") or [], item.get("name"))
+                item.get("image"), _holes_of(item) or [], item.get("name"))
             if not s.image:
                 raise InputError(f"an inpainting sample needs `image`, got {item!r}")
             sample_holes = [h if isinstance(h, Hole) else Hole(**h) for h in s.holes]

@@ -17,6 +17,7 @@ from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor
 
 from ..core import Term, cfg, squared_error, z0_hat
+from ..data.checks import exactly_one, file_exists, prompt_ok, unknown_keys
 from ..errors import InputError
 from ..generators import SVGGenerator
 from ..io.images import load_image, resize_image
@@ -85,6 +86,8 @@ class TextToSVGTask(DreamSamplerTask):
         (other arguments: see ``DreamSamplerTask``; the default optimizer is Adam with betas (0.9, 0.9))
     """
 
+    item_keys = ("prompt", "init_svg")  #: a dataset sample's keys (besides ``name``)
+
     stop_on_nonfinite = True        # Adam on raster gradients can diverge: stop with the step named
 
     def __init__(self, prompt: str | None = None, samples: list[SVGSample] | None = None,
@@ -112,6 +115,11 @@ class TextToSVGTask(DreamSamplerTask):
         self._fit_batch = self.load_batch(self._fit_items) if self._fit_items else None
 
     # ------------------------------------------------------------------ samples
+    def check_item(self, item: dict) -> list[str]:
+        """Structure of one dataset sample ``{prompt, init_svg?}`` (file contents not read)."""
+        problems = unknown_keys(item, self.item_keys, f"a {type(self).__name__} sample") + prompt_ok(item.get("prompt"))
+        return problems + (file_exists(item["init_svg"], "init_svg") if item.get("init_svg") is not None else [])
+
     def load_batch(self, items: Sequence[SVGSample | dict]) -> SVGBatch:
         samples = [_sample(it) for it in items]
         for s in samples:
@@ -200,6 +208,8 @@ class SVGReconstructTask(TextToSVGTask):
         (other arguments: see ``TextToSVGTask``)
     """
 
+    item_keys = ("prompt", "image", "measurement", "init_svg")
+
     def __init__(self, prompt: str | None = None, image: str | None = None, measurement: str | None = None,
                  samples: list[SVGSample] | None = None, operator: LinearOperator | None = None,
                  sigma_y: float = 0.0, lambda_dc: float = 1.0, gamma: float | None = None, **kwargs) -> None:
@@ -215,6 +225,17 @@ class SVGReconstructTask(TextToSVGTask):
         super().__init__(samples=samples, **kwargs)
         if single:
             self.hparams["samples"] = []        # the config said prompt/image/measurement; keep it that way
+
+    def check_item(self, item: dict) -> list[str]:
+        """Structure of one dataset sample ``{prompt, image | measurement, init_svg?}`` (file contents not read)."""
+        problems = super().check_item(item) + exactly_one(item, ("image", "measurement"), "SVG reconstruction")
+        return problems + [p for key in ("image", "measurement") if item.get(key) is not None
+                           for p in file_exists(item[key], key)]
+
+    def eval_inputs(self, item: dict) -> dict:
+        """The clean image when the sample has one (reconstruction metrics), and the prompt."""
+        truth = load_image(item["image"], self.size) if item.get("image") else None
+        return {"prompt": item.get("prompt"), **({"truth": truth} if truth is not None else {})}
 
     def load_batch(self, items: Sequence[SVGSample | dict]) -> SVGBatch:
         batch = super().load_batch(items)
