@@ -22,6 +22,17 @@ class KillAt(L.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+class KillAtPredictBatch(L.Callback):
+    """SIGKILL when predict batch ``batch`` (0-based) is about to run: the batches before it are written."""
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+
+    def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if batch_idx == self.batch:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 def callbacks_yaml(kill_at: int | None) -> str:
     """The ``trainer.callbacks`` lines of a test config that kills the run at ``kill_at`` (empty for None)."""
     if kill_at is None:
@@ -29,16 +40,21 @@ def callbacks_yaml(kill_at: int | None) -> str:
     return f"  callbacks:\n    - class_path: killer.KillAt\n      init_args: {{step: {kill_at}}}\n"
 
 
-def fit_until_killed(config) -> "subprocess.CompletedProcess":
-    """``dreamsampler fit -c config`` in a fresh interpreter that can import this module (``tests/`` on the path)."""
+def run_with_killer(*args: str) -> "subprocess.CompletedProcess":
+    """``dreamsampler <args>`` in a fresh interpreter that can import this module (``tests/`` on the path)."""
     import subprocess
     import sys
     from pathlib import Path
 
     tests = Path(__file__).resolve().parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "dreamsampler.cli", "fit", "-c", str(config)], cwd=tests.parent,
+    return subprocess.run([sys.executable, "-m", "dreamsampler.cli", *args], cwd=tests.parent,
                           env=env, capture_output=True, text=True, timeout=300)
+
+
+def fit_until_killed(config) -> "subprocess.CompletedProcess":
+    """``dreamsampler fit -c config`` with the killer importable."""
+    return run_with_killer("fit", "-c", str(config))
 
 
 def kill_step(seed: int, tag: str, low: int, high: int) -> tuple[int, str]:

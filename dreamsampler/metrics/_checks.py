@@ -32,7 +32,9 @@ def check_pair(a: object, b: object, names: tuple[str, str] = ("pred", "target")
     """Check two image batches (see :func:`check_images`) of the same shape."""
     a, b = check_images(a, names[0]), check_images(b, names[1])
     if a.shape != b.shape:
-        raise InputError(f"{names[0]} and {names[1]}: expected the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise InputError(
+            f"{names[0]} and {names[1]}: expected the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     return a, b
 
 

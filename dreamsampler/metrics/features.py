@@ -35,7 +35,8 @@ def _check_source(source: str, what: str) -> str:
 
 
 def _load_error(what: str, source: str, err: Exception) -> InputError:
-    return InputError(f"{what}: could not load from {source!r} (tried it as a local folder and as a hub id): {err}")
+    kind = "the local folder" if Path(source).is_dir() else "the hub id"
+    return InputError(f"{what}: could not load from {kind} {source!r}: {err}")
 
 
 def _frozen(model: torch.nn.Module, device: str | torch.device) -> torch.nn.Module:

@@ -1,4 +1,4 @@
-"""Per-sample image metrics (PSNR, SSIM, LPIPS) and the set-level FID, as plain functions of (B, 3, H, W) tensors in [0, 1]."""
+"""Per-sample image metrics (PSNR, SSIM, LPIPS) and the set-level FID, on (B, 3, H, W) tensors in [0, 1]."""
 
 from __future__ import annotations
 

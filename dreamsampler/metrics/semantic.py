@@ -79,7 +79,9 @@ def _dino_parts(dino: object) -> tuple[torch.nn.Module, tuple[int, int], torch.T
     """ViT model, input (height, width), mean and std from a (ViTModel, processor) tuple or a bare ViTModel."""
     model, processor = dino if isinstance(dino, tuple) and len(dino) == 2 else (dino, None)
     if not (isinstance(model, torch.nn.Module) and hasattr(model, "config") and hasattr(model, "embeddings")):
-        raise InputError(f"dino: expected the (ViTModel, processor) tuple of load_dino or a ViTModel, got {type(dino).__name__}")
+        raise InputError(
+            f"dino: expected the (ViTModel, processor) tuple of load_dino or a ViTModel, got {type(dino).__name__}"
+        )
     size, side = getattr(processor, "size", None), model.config.image_size
     height = size.get("height") if hasattr(size, "get") else None  # dict or transformers 5 SizeDict
     width = size.get("width") if hasattr(size, "get") else None

@@ -18,7 +18,8 @@ def mean_ci(
     try:
         v = torch.as_tensor(values, dtype=torch.float64).detach().cpu().reshape(-1)
     except (TypeError, ValueError, RuntimeError) as err:
-        raise InputError(f"mean_ci values: expected a 1-D tensor or a list of numbers, got {type(values).__name__}") from err
+        got = type(values).__name__
+        raise InputError(f"mean_ci values: expected a 1-D tensor or a list of numbers, got {got}") from err
     if not 0 < level < 1:
         raise InputError(f"mean_ci level: expected a value in (0, 1), got {level}")
     if resamples < 1:
