@@ -171,7 +171,10 @@ def evaluate_command(argv: list[str]) -> None:
         else EvalConfig(**{**objects["evaluate"], **given})
     if not cfg.metrics:
         cfg.metrics = ["auto"]
-    table = evaluate_run(args.run_dir, objects["model"], objects["data"].items, cfg)
+    data = objects["data"]
+    if not hasattr(data, "check"):
+        raise InputError(f"{str(config_file)!r}: evaluate reads a dreamsampler.data.Manifest, got {type(data).__name__}")
+    table = evaluate_run(args.run_dir, objects["model"], data.check(objects["model"]), cfg)
     print(f"dreamsampler: wrote {args.run_dir / 'metrics.md'}\n{table}")
 
 

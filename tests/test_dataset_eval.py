@@ -195,6 +195,7 @@ def test_manifest_schemas_of_every_task(tmp_path):
     assert "unknown key(s) 'image'" in TextToSVGTask(**SETTINGS).check_item({"prompt": "a", "image": img})[0]
     # the folder shortcut: every image of a folder with one prompt
     m = Manifest(folder=str(tmp_path), prompt="a blue circle")
+    m.check(edit)
     assert [it["name"] for it in m.items] == [f"img{i}" for i in range(6)]
     assert all(it["prompt"] == "a blue circle" and Path(it["image"]).is_file() for it in m.items)
     with pytest.raises(InputError, match="exactly one of `manifest`"):

@@ -103,9 +103,9 @@ def test_manifest_errors(tmp_path):
     bad.write_text('{"image": "a.png", "prompt": "x"}\n{"image": "b.png"\n')
     with pytest.raises(InputError, match="line 2: not valid JSON"):
         read_manifest(bad)
-    bad.write_text('{"image": "a.png"}\n')
-    with pytest.raises(InputError, match="line 1: expected an object with `prompt`"):
+    bad.write_text('["a.png"]\n')
+    with pytest.raises(InputError, match="line 1: expected a JSON object"):
         read_manifest(bad)
     bad.write_text('{"image": "a.png", "prompt": "x"}\n{"image": "sub/a.png", "prompt": "y"}\n')
-    with pytest.raises(InputError, match="duplicate name 'a'"):
+    with pytest.raises(InputError, match="line 2: duplicate name 'a' \\(also line 1\\)"):
         read_manifest(bad)

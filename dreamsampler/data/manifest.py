@@ -136,16 +136,22 @@ class Manifest(L.LightningDataModule):
         self.manifest, self.folder, self.defaults = manifest, folder, defaults
         self.batch_size, self.skip_done = batch_size, skip_done
         self.source = manifest if manifest is not None else folder
-        if manifest is not None:
-            self.items, self._problems = parse_manifest(manifest, defaults)
-        else:
-            self.items, self._problems = folder_items(folder, defaults), []
-        self._problems += name_items(self.items)
+        self.items: list[dict] = []
         self.pending: list[dict] = []
 
-    def setup(self, stage: str) -> None:
-        """Check every line against the task (before the task's ``setup`` loads any model); report all at once."""
-        task = self.trainer.lightning_module if self.trainer is not None else None
+    def read(self) -> list[dict]:
+        """Read the items (named, paths resolved) and keep the structural problems for ``setup`` to report."""
+        if self.manifest is not None:
+            self.items, self._problems = parse_manifest(self.manifest, self.defaults)
+        else:
+            self.items, self._problems = folder_items(self.folder, self.defaults), []
+        self._problems += name_items(self.items)
+        return self.items
+
+    def check(self, task: Any = None) -> list[dict]:
+        """Read the data and check every line against ``task`` (its ``check_item``); one error listing every
+        problem, or the items."""
+        self.read()
         problems = list(self._problems)
         if task is not None and hasattr(task, "check_item"):
             for item in self.items:
@@ -153,6 +159,11 @@ class Manifest(L.LightningDataModule):
                     {k: v for k, v in item.items() if k != "line"})]
         if problems:
             raise manifest_error(self.source, problems)
+        return self.items
+
+    def setup(self, stage: str) -> None:
+        """Check the whole dataset before the task's ``setup`` loads any model."""
+        self.check(self.trainer.lightning_module if self.trainer is not None else None)
 
     def predict_dataloader(self) -> DataLoader:
         items = [{k: v for k, v in it.items() if k != "line"} for it in self.items]
