@@ -167,8 +167,8 @@ def evaluate_command(argv: list[str]) -> None:
     objects = parser.instantiate_classes(parser.parse_object(
         {k: saved[k] for k in ("model", "data", "evaluate") if k in saved}))
     given = {k: v for k, v in vars(args).items() if k != "run_dir" and v is not None}
-    cfg = EvalConfig(**{**vars(objects["evaluate"]), **given}) if not isinstance(objects["evaluate"], dict) \
-        else EvalConfig(**{**objects["evaluate"], **given})
+    saved_eval = objects["evaluate"]
+    cfg = EvalConfig(**{**(saved_eval if isinstance(saved_eval, dict) else vars(saved_eval)), **given})
     if not cfg.metrics:
         cfg.metrics = ["auto"]
     data = objects["data"]

@@ -133,16 +133,16 @@ class Evaluator:
     def functions(self) -> dict[str, Callable[[Tensor, dict], float]]:
         from . import metrics as m
 
-        cfg = self
+        ev = self
         return {
             "psnr": lambda p, i: float(m.psnr(p, i["truth"])[0]),
             "ssim": lambda p, i: float(m.ssim(p, i["truth"])[0]),
             "lpips": lambda p, i: float(m.lpips(p, i["truth"])[0]),
             "known_psnr": _known_psnr,
-            "clip_score": lambda p, i: float(m.clip_similarity(p, [i["prompt"]], cfg.clip())[0]),
+            "clip_score": lambda p, i: float(m.clip_similarity(p, [i["prompt"]], ev.clip())[0]),
             "clip_accuracy": lambda p, i: float(m.clip_accuracy(p, [i["prompt"]], [i["source_prompt"]],
-                                                                cfg.clip())[0]),
-            "dino_structure": lambda p, i: float(m.dino_structure_distance(i["source"], p, cfg.dino())[0]),
+                                                                ev.clip())[0]),
+            "dino_structure": lambda p, i: float(m.dino_structure_distance(i["source"], p, ev.dino())[0]),
             "color_acc": lambda p, i: float(shapes.dominant_color(p[0]) == parse_shape_prompt(i["prompt"])[0]),
             "shape_acc": lambda p, i: float(shapes.classify_shape(p[0]) == parse_shape_prompt(i["prompt"])[1]),
             "hole_color_acc": _hole_color_acc,
