@@ -38,9 +38,11 @@ def quiet_startup() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     # the tasks keep schedule scalars on the host on purpose (DreamSamplerTask.transfer_batch_to_device)
     warnings.filterwarnings("ignore", message="You have overridden `transfer_batch_to_device`")
+    from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    diffusers_logging.disable_progress_bar()      # "Loading pipeline components..." of every backbone load
 
 
 def check_checkpoint(path: Path) -> None:
@@ -87,36 +89,40 @@ class DreamSamplerCLI(LightningCLI):
                 raise InputError(f"--threads must be >= 1, got {threads}")
             torch.set_num_threads(threads)
 
-    def _prepare_subcommand_parser(self, klass: type, subcommand: str, **kwargs: Any) -> LightningArgumentParser:
-        parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
-        if subcommand == "predict":     # results are written as they finish; keeping them all would grow memory
-            parser.set_defaults(return_predictions=False)
-        return parser
+    def before_predict(self) -> None:
+        """Check ``--ckpt_path last``; results are written as they finish, so keeping them all in memory (Lightning's
+        ``return_predictions`` default) would only grow it."""
+        self.before_fit()
+        if self.config_init["predict"].get("return_predictions") is None:
+            self.config_init["predict"]["return_predictions"] = False
 
-    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Trainer:
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The Trainer with the run-directory conventions: a TensorBoard logger writing into the run directory,
+        ``checkpoints/last.ckpt`` every ``--checkpoint_every`` reverse steps, and the output callbacks."""
+        config = self.config_init[self.subcommand]["trainer"] if self.subcommand else self.config_init["trainer"]
         root = Path(config.get("default_root_dir") or "runs/default")
         if config.get("logger") in (None, True):
-            config["logger"] = TensorBoardLogger(save_dir=str(root), name="", version="")
+            kwargs["logger"] = TensorBoardLogger(save_dir=str(root), name="", version="")
         every = self.config[self.subcommand].get("checkpoint_every", 10) if self.subcommand else 10
         if not isinstance(every, int) or every < 0:
             raise InputError(f"--checkpoint_every must be an integer >= 0 (0: only at the end), got {every!r}")
-        user_cbs = list(config.get("callbacks") or []) + list(callbacks)
+        callbacks = list(config.get("callbacks") or [])
         if config.get("enable_checkpointing", True) is not False and not any(
-                isinstance(c, ModelCheckpoint) for c in user_cbs):
+                isinstance(c, ModelCheckpoint) for c in callbacks):
             # one reverse step = inner_steps optimizer steps (Lightning's global_step counts the latter)
             steps = every * int(getattr(self.model, "inner_steps", 1))
             callbacks.append(RunCheckpoint(dirpath=root / "checkpoints", save_last=True, save_top_k=0,
                                            every_n_train_steps=steps, save_on_train_epoch_end=True))
-        callbacks += [ExportResults(), LogTrajectory(), WritePredictions()]
-        return super()._instantiate_trainer(config, callbacks)
+        kwargs["callbacks"] = callbacks + [ExportResults(), LogTrajectory(), WritePredictions()]
+        return super().instantiate_trainer(**kwargs)
 
-    def _parse_ckpt_path(self) -> None:
-        """Validate an explicit ``--ckpt_path`` file before LightningCLI reads hyperparameters from it."""
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse, then validate an explicit ``--ckpt_path`` file before LightningCLI reads hyperparameters from it."""
+        super().parse_arguments(parser, args)
         sub = self.config.get("subcommand")
         ckpt = self.config[sub].get("ckpt_path") if sub else None
         if ckpt not in (None, "last", "best", "hpc", "registry"):
             check_checkpoint(Path(ckpt))
-        super()._parse_ckpt_path()
 
     def before_fit(self) -> None:
         """Validate ``--ckpt_path last`` (resolved from the checkpoint directory) before anything runs."""
@@ -127,7 +133,7 @@ class DreamSamplerCLI(LightningCLI):
                 if last.exists():
                     check_checkpoint(last)
 
-    before_validate = before_predict = before_fit
+    before_validate = before_fit
 
     def after_predict(self) -> None:
         """Score the dataset from the written files (rank 0, after every rank finished) when asked to."""

@@ -1,4 +1,22 @@
-"""The one place noise comes from: generators seeded by (run seed, step, sample key), never global state."""
+"""The one place noise comes from: generators keyed by (run seed, purpose, step, sample), never global state.
+
+Every random draw of a run names its purpose, so no two uses of randomness can share a stream:
+
+==============  ======  =========================================================================
+purpose         step    what it draws
+==============  ======  =========================================================================
+``start``       -1      eps_tilde of a start from noise (Alg. 2 line 1)
+``eta``         i       the fresh noise of eq. (5) at reverse step i (eta > 0)
+``renoise``     i       the inpainting DS step's fresh renoising noise at reverse step i
+``measurement`` -1      the measurement noise n of y = A x + sigma_y n
+``svg-init``    -1      the paper's start circles of an SVG (centres, colors, opacities)
+``svg-reinit``  i       dead SVG paths re-initialized at reverse step i
+==============  ======  =========================================================================
+
+``sample`` is the sample's key (its name in a dataset), so a sample gets the same noise alone or in a batch, and a
+resumed run draws exactly what an uninterrupted one drew. Noise is drawn on the device it is used on (no host to
+device copy on the hot path): equal across runs and resumes on one device type, not across device types.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +26,28 @@ from typing import Sequence
 import torch
 
 SampleKey = int | str
+#: Every purpose a noise stream may have (see the module docstring).
+PURPOSES = ("start", "eta", "renoise", "measurement", "svg-init", "svg-reinit")
 
 
-def rng(seed: int, step: int = 0, sample: SampleKey = 0, device: str | torch.device = "cpu") -> torch.Generator:
-    """A ``torch.Generator`` whose state depends only on ``(seed, step, sample)``: reproducible across restarts.
-
-    ``sample`` is the sample's key (its name in a dataset), so a sample gets the same noise alone or in a batch."""
-    digest = hashlib.sha256(f"{int(seed)}:{int(step)}:{sample}".encode()).digest()
+def rng(seed: int, purpose: str, step: int = -1, sample: SampleKey = 0,
+        device: str | torch.device = "cpu") -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` whose state depends only on ``(seed, purpose, step, sample)``."""
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown noise purpose {purpose!r} (expected one of {PURPOSES})")
+    digest = hashlib.sha256(f"{int(seed)}:{purpose}:{int(step)}:{sample}".encode()).digest()
     return torch.Generator(device=device).manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
 
 
-def randn(shape: tuple[int, ...], seed: int, step: int, sample: SampleKey = 0, device: str | torch.device = "cpu",
-          dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Standard normal noise for ``(seed, step, sample)``, drawn on the CPU so every device gets the same numbers."""
-    return torch.randn(shape, generator=rng(seed, step, sample), dtype=torch.float32).to(device, dtype)
+def randn(shape: tuple[int, ...], seed: int, purpose: str, step: int = -1, sample: SampleKey = 0,
+          device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Standard normal noise of ``shape`` for ``(seed, purpose, step, sample)``, drawn on ``device``."""
+    device = torch.device(device)
+    g = rng(seed, purpose, step, sample, device)
+    return torch.randn(shape, generator=g, device=device, dtype=torch.float32).to(dtype)
 
 
-def randn_batch(shape: tuple[int, ...], seed: int, step: int, samples: Sequence[SampleKey],
+def randn_batch(shape: tuple[int, ...], seed: int, purpose: str, step: int, samples: Sequence[SampleKey],
                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """(B, *shape) noise, row b from ``(seed, step, samples[b])``: independent of the batch it is drawn in."""
-    return torch.stack([randn(tuple(shape), seed, step, s, device, dtype) for s in samples])
+    """(B, *shape) noise, row b from ``(seed, purpose, step, samples[b])``: independent of the batch it is in."""
+    return torch.stack([randn(tuple(shape), seed, purpose, step, s, device, dtype) for s in samples])

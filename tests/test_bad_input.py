@@ -98,7 +98,7 @@ def test_overlong_prompt_is_truncated_with_warning(tiny_backbone):
     long = " ".join(["red circle"] * 40)
     with pytest.warns(UserWarning, match="truncated to the text encoder's 16"):
         emb = tiny_backbone.encode_text([long])
-    assert emb.shape == (1, 16, 32)
+    assert emb.tensors["hidden"].shape == (1, 16, 32)
 
 
 def test_validate_without_result(tmp_path, red_circle):
@@ -157,3 +157,15 @@ def test_tiny_source_image_refused(tmp_path):
 
 def test_threads_must_be_positive(tmp_path, red_circle):
     assert "--threads must be >= 1, got 0" in cli_error(tmp_path, red_circle, "--threads=0")
+
+
+def test_predict_over_an_empty_manifest_is_one_clear_error(tmp_path):
+    """Regression (review of Core v2): an empty manifest exited 0 after Lightning's 'Total length of DataLoader
+    across ranks is zero' warning."""
+    (tmp_path / "empty.jsonl").write_text("\n")
+    proc = run_cli("predict", "--model", "dreamsampler.tasks.EditTask", "--model.backbone=tiny", "--data",
+                   "dreamsampler.data.Manifest", f"--data.manifest={tmp_path / 'empty.jsonl'}",
+                   f"--trainer.default_root_dir={tmp_path / 'run'}")
+    assert proc.returncode != 0
+    assert f"manifest '{tmp_path / 'empty.jsonl'}' holds no samples" in proc.stderr
+    assert "Traceback" not in proc.stderr

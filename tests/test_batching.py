@@ -85,11 +85,12 @@ def test_every_unet_call_holds_all_samples_and_prompts(tiny_backbone, four_edits
 def test_text_cache_stays_bounded(tiny_backbone):
     from dreamsampler.backbones import Backbone
 
-    bb = Backbone(**_tiny_parts(), text_cache_size=3)
+    bb = Backbone.from_components(_tiny_parts(), text_cache_size=3)
     for word in ["red", "green", "blue", "yellow", "purple"]:
         bb.encode_text([f"a {word} circle", ""])
     assert len(bb._text_cache) == 3 and "" in bb._text_cache and "a purple circle" in bb._text_cache
-    torch.testing.assert_close(bb.encode_text(["a red circle"]), tiny_backbone.encode_text(["a red circle"]))
+    torch.testing.assert_close(bb.encode_text(["a red circle"]).tensors,
+                               tiny_backbone.encode_text(["a red circle"]).tensors)
 
 
 def _tiny_parts():

@@ -23,7 +23,7 @@ def test_config_instantiates(config, tmp_path, monkeypatch):
     assert isinstance(cli.model, DreamSamplerTask)
     assert cli.model.nfe > 0
     if cli.datamodule is None:
-        assert cli.model.fit_batch().names          # the samples `fit` will optimize were read and validated
+        assert cli.model.fit_batch.names          # the samples `fit` will optimize were read and validated
     assert list(cli.model.parameters()) == []          # psi is created in setup, from the backbone's latent shape
 
 

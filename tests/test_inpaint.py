@@ -33,7 +33,7 @@ def plain_official(bb, image, holes, prompts, nfe, size, seed, sigma_y, lam, ds_
     x = load_image(image, size) * 2 - 1
     hole = holes.sum(0, keepdim=True)                       # (1, 1, S, S)
     known = 1 - hole
-    y = known * (x + sigma_y * randn(tuple(x.shape[1:]), seed, -2, name)[None])
+    y = known * (x + sigma_y * randn(tuple(x.shape[1:]), seed, "measurement", -1, name)[None])
     m_lat = holes[:, :, ::f, ::f]                            # latent holes, one per prompt
     with torch.no_grad():
         z = enc(known * y)
@@ -55,7 +55,7 @@ def plain_official(bb, image, holes, prompts, nfe, size, seed, sigma_y, lam, ds_
                 z0 = a * enc(xs) + (1 - a) * z0_uc
                 M = torch.prod(1 - m_lat, dim=0, keepdim=True)
                 z0 = M * z0 + (1 - M) * (1 - a) * z0 + (m_lat * a * z0_c).sum(0, keepdim=True)
-                eps = (1 - a).sqrt() * e_uc + a.sqrt() * randn(tuple(z.shape[1:]), seed, i, name)[None]
+                eps = (1 - a).sqrt() * e_uc + a.sqrt() * randn(tuple(z.shape[1:]), seed, "renoise", i, name)[None]
                 z = a_p.sqrt() * z0 + (1 - a_p).sqrt() * eps
         else:                                                # DPS step
             z = z.detach().requires_grad_()

@@ -1,12 +1,13 @@
 """epsilon- and v-prediction backbones give the right eps and z0_hat: checked against diffusers' DDIMScheduler.step
-(text-to-image from noise) and against a plain Alg. 3 loop with the v -> eps conversion (editing)."""
+(text-to-image from noise) and, for editing, against DDIMInverseScheduler (inversion) followed by a plain Alg. 3 loop
+with the v -> eps conversion."""
 
 from __future__ import annotations
 
 import lightning as L
 import pytest
 import torch
-from diffusers import DDIMScheduler
+from diffusers import DDIMInverseScheduler, DDIMScheduler
 
 from dreamsampler.backbones import Backbone, BackboneError
 from dreamsampler.backbones.presets import sd15_scheduler, tiny_components
@@ -44,9 +45,9 @@ def test_generate_from_noise_equals_diffusers_ddim_scheduler(preset, tiny_backbo
     sched = DDIMScheduler.from_config(bb.scheduler.config)
     sched.set_timesteps(nfe)
     t_first = int(sched.timesteps[0])
-    noise = randn_batch((4, 8, 8), 3, -1, ["s0", "s1"])                 # the task's start: psi = 0, eps_tilde = noise
+    noise = randn_batch((4, 8, 8), 3, "start", -1, ["s0", "s1"])       # the task's start: psi = 0, eps_tilde = noise
     z = (1 - sched.alphas_cumprod[t_first]).sqrt() * noise
-    emb = bb.encode_text(["", ""] + prompts)
+    emb = bb.encode_text(["", ""] + prompts).tensors["hidden"]
     with torch.no_grad():
         for t in sched.timesteps.tolist():
             out_uc, out_c = raw_unet(bb, torch.cat([z, z]), t, emb).chunk(2)
@@ -72,14 +73,15 @@ def test_v_prediction_edit_equals_plain_loop_with_conversion(tiny_v, red_circle,
         v = raw_unet(bb, z, t, c)
         return ab(t).sqrt() * v + (1 - ab(t)).sqrt() * z
 
+    # unconditional DDIM inversion by diffusers' DDIMInverseScheduler fed the raw v output: it reads v at the level
+    # the latent has (alpha_bar of the lower timestep), the convention the project follows for every prediction type
+    inverse = DDIMInverseScheduler.from_config(bb.scheduler.config, set_alpha_to_one=True)
+    inverse.set_timesteps(nfe)
     with torch.no_grad():
-        c_null, c_tgt = bb.encode_text([""]), bb.encode_text(["a blue circle"])
+        c_null, c_tgt = bb.encode_text([""]).tensors["hidden"], bb.encode_text(["a blue circle"]).tensors["hidden"]
         z = bb.vae.encode(load_image(red_circle, size) * 2 - 1).latent_dist.mean * bb.vae.config.scaling_factor
-        a_prev = torch.tensor(1.0)
-        for t in reversed(ts):                                        # unconditional DDIM inversion
-            e = eps(z, t, c_null)
-            z = ab(t).sqrt() * (z - (1 - a_prev).sqrt() * e) / a_prev.sqrt() + (1 - ab(t)).sqrt() * e
-            a_prev = ab(t)
+        for t in inverse.timesteps.tolist():
+            z = inverse.step(raw_unet(bb, z, t, c_null), t, z).prev_sample
         for t, tp in zip(ts, ts[1:] + [-1]):                          # Alg. 3
             e_uc, e_c = eps(z, t, c_null), eps(z, t, c_tgt)
             e_hat = e_uc + gamma * ab(t) * (e_c - e_uc)
@@ -88,10 +90,10 @@ def test_v_prediction_edit_equals_plain_loop_with_conversion(tiny_v, red_circle,
     assert ((ours - zbar).norm() / zbar.norm()).item() < 1e-5
     # ignoring the prediction type is not a rounding error: the unconverted loop lands far away
     naive = EditTask(image=str(red_circle), prompt="a blue circle", size=size, backbone="tiny", nfe=nfe, gamma=gamma)
-    naive.backbone = Backbone(**{**tiny_components(), "scheduler": sd15_scheduler("epsilon")})
+    naive.backbone = Backbone.from_components({**tiny_components(), "scheduler": sd15_scheduler("epsilon")})
     assert ((fit(naive, tmp_path) - zbar).norm() / zbar.norm()).item() > 1e-2
 
 
 def test_other_prediction_types_are_refused_at_load():
     with pytest.raises(BackboneError, match="prediction_type 'sample' is not supported"):
-        Backbone(**{**tiny_components(), "scheduler": sd15_scheduler("sample")}, name="x0-model")
+        Backbone.from_components({**tiny_components(), "scheduler": sd15_scheduler("sample")}, name="x0-model")

@@ -88,21 +88,21 @@ def test_ddim_inversion_round_trip_psnr():
     """encode -> DDIM-50 inversion (ours, unconditional) -> DDIM-50 sampling (diffusers' scheduler) -> decode."""
     from diffusers import DDIMScheduler
 
-    from dreamsampler.core.inversion import ddim_invert
     from dreamsampler.backbones import Backbone
-    from dreamsampler.schedule import ddim_timesteps
+    from dreamsampler.core.inversion import ddim_invert
 
     bb = Backbone.load("shapes", dtype="fp32", device="cpu")
     data = shapes.sample_dataset(16, seed=777, background_prob=0.5)
     x = torch.from_numpy(data.images).permute(0, 3, 1, 2) * 2 - 1
-    null = bb.encode_text([""]).expand(len(x), -1, -1)
+    null = bb.encode_text([""]).repeat(len(x))
     eps_fn = lambda z, t: bb.eps(z, t, null)  # noqa: E731
 
-    ts = ddim_timesteps(50, num_train_timesteps=bb.num_train_timesteps)
-    z = ddim_invert(eps_fn, bb.encode(x), ts, bb.alphas_cumprod)
+    schedule = bb.schedule(50, x.shape[-1])
+    z = ddim_invert(lambda z, t, level: bb.denoise(z, t, null, level), bb.encode(x), schedule.steps,
+                    schedule.inversion_start)
     sched = DDIMScheduler.from_config(bb.scheduler.config)
     sched.set_timesteps(50)
-    assert torch.equal(sched.timesteps.long(), ts)
+    assert torch.equal(sched.timesteps.long(), schedule.timesteps)
     for t in sched.timesteps:
         z = sched.step(eps_fn(z, int(t)), t, z, eta=0.0).prev_sample
     rec = (bb.decode(z).clamp(-1, 1) + 1) / 2

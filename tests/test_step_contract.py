@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from dreamsampler.core import Term, z0_hat
+from dreamsampler.core import Term
 from dreamsampler.errors import InputError
 from dreamsampler.tasks import GenerateTask, Targets
 
@@ -49,12 +49,11 @@ class DPSTask(GenerateTask):
 
     def targets(self, z_t, step):
         bb, ab = self.backbone, step["alpha_bar_t"]
-        eps = bb.eps(z_t, step["t"], bb.encode_text([self.null_prompt] * z_t.shape[0]), grad=True)
-        z0 = z0_hat(z_t, eps, ab)
-        residual = (self.y - bb.decode(z0, grad=True)).flatten(1).norm(dim=1).sum()
+        out = self.denoise(z_t, step, bb.encode_text([self.null_prompt] * z_t.shape[0]), grad=True)
+        residual = (self.y - bb.decode(out.z0, grad=True)).flatten(1).norm(dim=1).sum()
         (grad,) = torch.autograd.grad(residual, z_t)
         self.seen.append((z_t.detach().clone(), int(step["t"]), float(ab), grad))
-        return Targets(z0=z0 - grad, eps_renoise=eps)
+        return Targets(z0=out.z0 - grad, eps_renoise=out.eps)
 
 
 def test_gradient_through_the_frozen_unet_and_decoder(tiny_backbone, tmp_path):
@@ -66,7 +65,7 @@ def test_gradient_through_the_frozen_unet_and_decoder(tiny_backbone, tmp_path):
     # independent reference: central finite differences of the same residual, in float64 on copies of the nets
     z_t, t, ab, grad = task.seen[1]
     unet, vae = copy.deepcopy(tiny_backbone.unet).double(), copy.deepcopy(tiny_backbone.vae).double()
-    null = tiny_backbone.encode_text([""]).double()
+    null = tiny_backbone.encode_text([""]).tensors["hidden"].double()
     sf = tiny_backbone.scaling_factor
 
     def residual(z):
@@ -100,7 +99,7 @@ def test_start_from_a_given_psi(tiny_backbone, tmp_path):
         task = Spy(init_latent=init, **common)
         task.backbone = tiny_backbone
         trainer(tmp_path).fit(task)
-    ab_T = float(tiny_backbone.alphas_cumprod[task.timesteps[0]])
+    ab_T = float(tiny_backbone.alphas_cumprod[task.schedule.steps[0]["t"]])
     # z_T = sqrt(ab_T) psi_given + sqrt(1 - ab_T) eps, the same eps as from psi = 0
     torch.testing.assert_close(seen[0] - seen[2], ab_T ** 0.5 * given, rtol=1e-5, atol=1e-5)
 

@@ -172,7 +172,8 @@ def test_colors_stay_in_range_after_a_large_adam_step():
         opt.zero_grad()
         (sign * g().sum()).backward()
         opt.step()
-        assert float(g.rgba.detach().abs().max()) > 1.5  # the raw step left the range
+        raw = g.rgba.detach()
+        assert float(raw.max()) > 1.2 or float(raw.min()) < -0.2  # the raw step left the range
         cols = g.colors().detach()
         assert 0 <= float(cols.min()) and float(cols.max()) <= 1
         img = g().detach()  # projects the parameter back

@@ -1,5 +1,5 @@
 """Benchmark: the edit or inpainting task end to end (Lightning) vs a plain eager loop of the official algorithm,
-and B batched edits vs the same B edits one after the other.
+B batched edits vs the same B edits one after the other, and the eager vs the compiled denoiser call.
 
 All runs are in this process on the same backbone and schedule. The reference mirrors the official
 ``run_edit.py``: inversion evaluates [uncond, cond] in one batch and throws the conditional half away, sampling
@@ -12,8 +12,14 @@ call per step for all of them) against B single runs, with the speed-up and the 
 
 The inpainting reference mirrors ``run_inpaint.py``: inversion as above, DS steps with one UNet call of the null
 and the hole prompts, 10 CG iterations on the normal equations, DPS steps with the official batch of two
-unconditional rows through the UNet and the decoder.
-    python tools/bench.py --preset sd15-random --device cuda --dtype fp16 --size 512 --nfe 200
+unconditional rows through the UNet and the decoder. The plain loops are written in the noise levels (a, s) of
+the backbone's own schedule, so ``--backbone`` takes any family (SD 1.x/2.x, SDXL, SD3, Flux; presets or sources).
+``--compile [MODE]`` also times the denoiser call eager vs ``torch.compile``d (same weights, same batch) and the
+whole task with the compiled call.
+
+    python tools/bench.py --backbone sd15-random --device cuda --dtype fp16 --size 512 --nfe 200
+    python tools/bench.py --backbone tiny-sd3 --size 32 --nfe 50 --threads 1 --repeats 3
+    python tools/bench.py --backbone sd15-random --size 256 --nfe 3 --compile
 """
 
 from __future__ import annotations
@@ -29,10 +35,9 @@ import lightning as L
 import torch
 from PIL import Image
 
-from dreamsampler.backbones import Backbone
+from dreamsampler.backbones import Backbone, BackboneOptions, Cond
 from dreamsampler.cli import quiet_startup
 from dreamsampler.io.images import load_image
-from dreamsampler.schedule import ddim_timesteps
 from dreamsampler.seeding import randn
 from dreamsampler.tasks import EditTask, InpaintTask
 
@@ -78,53 +83,49 @@ class PeakMemory:
 
 @torch.no_grad()
 def official_loop(bb: Backbone, image: Path, prompt: str, nfe: int, size: int, gamma: float) -> torch.Tensor:
-    """The official algorithm as a plain eager loop (its structure, including the discarded conditional pass)."""
-    ts = ddim_timesteps(nfe, bb.num_train_timesteps).tolist()
-    ab = bb.alphas_cumprod.to(bb.device)
-    abar = lambda t: ab[t] if t >= 0 else torch.tensor(bb.final_alpha_cumprod, device=bb.device)
-    uc, c = bb.encode_text([""]), bb.encode_text([prompt])
-    ctx = torch.cat([uc, c])
+    """The official algorithm as a plain eager loop (its structure, including the discarded conditional pass),
+    written in the noise levels (a, s) of ``bb``'s own schedule, so it serves every family."""
+    sched = bb.schedule(nfe, size)
+    ctx = bb.encode_text(["", prompt])
     z = bb.encode(load_image(image, size).to(bb.device) * 2 - 1)
-    a_prev = torch.tensor(1.0, device=bb.device)
-    for t in reversed(ts):                                   # inversion: cond computed and thrown away
-        e_uc, _ = bb.eps(torch.cat([z, z]), t, ctx).chunk(2)
-        z0 = (z - (1 - a_prev).sqrt() * e_uc) / a_prev.sqrt()
-        z = abar(t).sqrt() * z0 + (1 - abar(t)).sqrt() * e_uc
-        a_prev = abar(t)
-    for t, tp in zip(ts, ts[1:] + [-1]):                     # sampling
-        e_uc, e_c = bb.eps(torch.cat([z, z]), t, ctx).chunk(2)
-        e_hat = e_uc + abar(t) * gamma * (e_c - e_uc)
-        zbar = (z - (1 - abar(t)).sqrt() * e_hat) / abar(t).sqrt()
-        z = abar(tp).sqrt() * zbar + (1 - abar(tp)).sqrt() * e_uc
+    lo = sched.inversion_start
+    for step in reversed(sched.steps):                       # inversion: cond computed and thrown away
+        uc = bb.denoise(torch.cat([z, z]), step["t"], ctx, lo)[:1]
+        lv = step["level_t"]
+        z, lo = lv.a * uc.z0 + lv.s * uc.eps, lv
+    for step in sched.steps:                                 # sampling
+        uc, c = bb.denoise(torch.cat([z, z]), step["t"], ctx, step["level_t"]).chunk(2)
+        g = gamma * float(step["alpha_bar_t"])
+        zbar = uc.z0 + g * (c.z0 - uc.z0)
+        z = step["level_prev"].a * zbar + step["level_prev"].s * uc.eps
     return bb.decode(zbar)
 
 
 def official_inpaint_loop(bb: Backbone, image: Path, prompt: str, box: list[int], nfe: int, size: int,
                           seed: int = 0, sigma_y: float = 0.01, lam: float = 1e-4, cg_iters: int = 10) -> torch.Tensor:
-    """``run_inpaint.py`` as a plain eager loop (one hole): DS when ``i % 3 == 0 and i < 0.85 nfe``, else DPS."""
-    ts = ddim_timesteps(nfe, bb.num_train_timesteps).tolist()
-    ab = bb.alphas_cumprod.to(bb.device)
-    abar = lambda t: ab[t] if t >= 0 else torch.tensor(bb.final_alpha_cumprod, device=bb.device)
+    """``run_inpaint.py`` as a plain eager loop (one hole): DS when ``i % 3 == 0 and i < 0.85 nfe``, else DPS; in
+    the levels of ``bb``'s schedule (alpha_bar = the signal fraction)."""
+    sched = bb.schedule(nfe, size)
     c_null, c_tgt = bb.encode_text([NULL_INPAINT]), bb.encode_text([prompt])
+    ctx, ctx_null2 = Cond.cat([c_null, c_tgt]), c_null.repeat(2)
     x = load_image(image, size).to(bb.device) * 2 - 1
     known = torch.ones_like(x[:, :1])
     known[..., box[0]:box[2], box[1]:box[3]] = 0
-    noise = randn(tuple(x.shape[1:]), seed, -2, image.stem, device=bb.device)[None]
+    noise = randn(tuple(x.shape[1:]), seed, "measurement", -1, image.stem, device=bb.device)[None]
     y = known * (x + sigma_y * noise)
     hole = (1 - known)[:, :, ::bb.vae_scale_factor, ::bb.vae_scale_factor]
     with torch.no_grad():
-        z, a_prev = bb.encode(y), torch.tensor(1.0, device=bb.device)
-        for t in reversed(ts):                                       # unconditional inversion
-            e = bb.eps(z, t, c_null)
-            z = abar(t).sqrt() * (z - (1 - a_prev).sqrt() * e) / a_prev.sqrt() + (1 - abar(t)).sqrt() * e
-            a_prev = abar(t)
-    for i, (t, tp) in enumerate(zip(ts, ts[1:] + [-1])):
-        a, a_p = abar(t), abar(tp)
+        z, lo = bb.encode(y), sched.inversion_start
+        for step in reversed(sched.steps):                           # unconditional inversion
+            e = bb.denoise(z, step["t"], c_null, lo)
+            lv = step["level_t"]
+            z, lo = lv.a * e.z0 + lv.s * e.eps, lv
+    for i, step in enumerate(sched.steps):
+        t, lv, lp, a = step["t"], step["level_t"], step["level_prev"], float(step["alpha_bar_t"])
         if i % 3 == 0 and i < 0.85 * nfe:                            # DS step: TReg two-step + the hole's prompt
             with torch.no_grad():
-                e_uc, e_c = bb.eps(torch.cat([z, z]), t, torch.cat([c_null, c_tgt])).chunk(2)
-                z0_uc, z0_c = (z - (1 - a).sqrt() * e_uc) / a.sqrt(), (z - (1 - a).sqrt() * e_c) / a.sqrt()
-                x0 = bb.decode(z0_uc)
+                uc, c = bb.denoise(torch.cat([z, z]), t, ctx, lv).chunk(2)
+                x0 = bb.decode(uc.z0)
                 b = known * y + lam * x0                             # CG on (A^T A + lam I) x = A^T y + lam x0
                 xs = x0.clone()
                 r = b - (known * xs + lam * xs)
@@ -137,17 +138,16 @@ def official_inpaint_loop(bb: Backbone, image: Path, prompt: str, box: list[int]
                     xs, r = xs + alpha * p, r - alpha * ap
                     rr_new = (r * r).sum()
                     p, rr = r + rr_new / rr * p, rr_new
-                z0 = a * bb.encode(xs) + (1 - a) * z0_uc
-                z0 = (1 - hole) * z0 + hole * ((1 - a) * z0 + a * z0_c)
-                n = randn(tuple(z.shape[1:]), seed, i, image.stem, device=bb.device)[None]
-                z = a_p.sqrt() * z0 + (1 - a_p).sqrt() * ((1 - a).sqrt() * e_uc + a.sqrt() * n)
+                z0 = a * bb.encode(xs) + (1 - a) * uc.z0
+                z0 = (1 - hole) * z0 + hole * ((1 - a) * z0 + a * c.z0)
+                n = randn(tuple(z.shape[1:]), seed, "renoise", i, image.stem, device=bb.device)[None]
+                z = lp.a * z0 + lp.s * ((1 - a) ** 0.5 * uc.eps + a ** 0.5 * n)
         else:                                                        # DPS step, official batch of 2 rows
             z = z.detach().requires_grad_()
-            e_uc = bb.eps(torch.cat([z, z]), t, torch.cat([c_null, c_null]), grad=True).chunk(2)[0]
-            z0 = (z - (1 - a).sqrt() * e_uc) / a.sqrt()
-            (g,) = torch.autograd.grad((known * (y - bb.decode(z0, grad=True))).norm(), z)
-            z = (a_p.sqrt() * z0 + (1 - a_p).sqrt() * e_uc - a_p.sqrt() * g).detach()
-            z0 = z0.detach() - g
+            uc = bb.denoise(torch.cat([z, z]), t, ctx_null2, lv, grad=True)[:1]
+            (g,) = torch.autograd.grad((known * (y - bb.decode(uc.z0, grad=True))).norm(), z)
+            z = (lp.a * uc.z0 + lp.s * uc.eps - lp.a * g).detach()
+            z0 = uc.z0.detach() - g
     with torch.no_grad():
         return ((bb.decode(z0) + 1) / 2).clamp(0, 1)
 
@@ -160,7 +160,7 @@ def trainer_for(device: str) -> L.Trainer:
 
 def ours_inpaint(bb: Backbone, image: Path, prompt: str, box: list[int], nfe: int, size: int,
                  device: str) -> torch.Tensor:
-    task = InpaintTask(image=str(image), holes=[{"prompt": prompt, "box": box}], size=size, backbone=bb.name,
+    task = InpaintTask(image=str(image), holes=[{"prompt": prompt, "box": box}], size=size, backbone="tiny",
                        nfe=nfe, trajectory_every=0)
     task.backbone = bb
     trainer_for(device).fit(task)
@@ -170,7 +170,7 @@ def ours_inpaint(bb: Backbone, image: Path, prompt: str, box: list[int], nfe: in
 def ours(bb: Backbone, image: Path | None, prompt: str | None, nfe: int, size: int, gamma: float, device: str,
          samples: list[dict] | None = None) -> torch.Tensor:
     task = EditTask(image=None if samples else str(image), prompt=None if samples else prompt, samples=samples,
-                    size=size, backbone=bb.name, nfe=nfe, gamma=gamma, trajectory_every=0)
+                    size=size, backbone="tiny", nfe=nfe, gamma=gamma, trajectory_every=0)   # the given bb runs
     task.backbone = bb
     trainer_for(device).fit(task)
     with torch.no_grad():
@@ -192,7 +192,9 @@ def timed(fn, device: torch.device):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", default="edit", choices=["edit", "inpaint"])
-    ap.add_argument("--preset", default="tiny", help="tiny | sd15-random | shapes | any backbone source")
+    ap.add_argument("--backbone", "--preset", dest="preset", default="tiny",
+                    help="a preset (tiny, tiny-xl, tiny-sd3, tiny-flux, sd15-random, sdxl-random, sd3-random), shapes, "
+                         "or any backbone source")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="fp32", choices=["fp32", "fp16", "bf16"])
     ap.add_argument("--size", type=int, default=64)
@@ -201,12 +203,18 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="timed runs of each (after one warm-up of each)")
     ap.add_argument("--batch", type=int, default=0, help="also time B batched edits vs B sequential ones")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--compile", nargs="?", const="default", default=None,
+                    help="also time the eager vs the torch.compile'd denoiser call (optionally a mode, e.g. "
+                         "reduce-overhead for CUDA graphs)")
+    ap.add_argument("--channels-last", action="store_true", help="channels-last memory format for UNet and VAE")
+    ap.add_argument("--skip-reference", action="store_true", help="only time dreamsampler (large backbones)")
     args = ap.parse_args()
     quiet_startup()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    bb = Backbone.load(args.preset, dtype=args.dtype, device=device)
+    bb = Backbone.load(args.preset, dtype=args.dtype, device=device,
+                       options=BackboneOptions(channels_last=args.channels_last))
     with tempfile.TemporaryDirectory() as tmp:
         image = Path(tmp) / "src.png"
         Image.radial_gradient("L").convert("RGB").resize((args.size, args.size)).save(image)
@@ -218,12 +226,17 @@ def main() -> None:
             box = [args.size // 4, args.size // 4, 3 * args.size // 4, 3 * args.size // 4]
             run_ref = lambda: official_inpaint_loop(bb, image, prompt, box, args.nfe, args.size)
             run_ours = lambda: ours_inpaint(bb, image, prompt, box, args.nfe, args.size, args.device)
-        run_ref(), run_ours()                              # warm-up (allocator, kernels, text cache)
+        runs = {"dreamsampler": run_ours} if args.skip_reference else {"reference": run_ref, "dreamsampler": run_ours}
+        for fn in runs.values():
+            fn()                                           # warm-up (allocator, kernels, text cache)
         best = {}
-        for name, fn in (("reference", run_ref), ("dreamsampler", run_ours)):
-            runs = [timed(fn, device) for _ in range(args.repeats)]
-            best[name] = min(runs, key=lambda r: r[1])
+        for name, fn in runs.items():
+            best[name] = min((timed(fn, device) for _ in range(args.repeats)), key=lambda r: r[1])
+        if args.skip_reference:
+            best["reference"] = best["dreamsampler"]
         diff = (best["dreamsampler"][0].float() - best["reference"][0].float()).abs().max().item()
+        if args.compile:
+            bench_compile(bb, args, device, image, prompt)
     steps = 2 * args.nfe
     print(f"task={args.task} preset={args.preset} device={args.device} dtype={args.dtype} size={args.size} nfe={args.nfe} "
           f"(inversion + sampling = {steps} steps)")
@@ -235,6 +248,28 @@ def main() -> None:
           f"max |ours - reference| on the decoded image: {diff:.2e}")
     if args.batch:
         bench_batch(bb, args, device)
+
+
+def bench_compile(bb: Backbone, args, device: torch.device, image: Path, prompt: str) -> None:
+    """The denoiser call (null + prompt rows, one step) eager vs torch.compile'd on the same weights, then the whole
+    edit with the compiled call."""
+    mode = True if args.compile == "default" else args.compile
+    compiled = Backbone.from_components(bb.components, dtype=args.dtype, device=device, name=bb.name,
+                                        options=BackboneOptions(compile=mode, channels_last=args.channels_last))
+    step = bb.schedule(args.nfe, args.size).steps[0]
+    cond = bb.encode_text(["", prompt])
+    z = torch.randn(2, *bb.latent_shape(args.size), generator=torch.Generator().manual_seed(0)).to(device)
+    call = lambda b: b.denoise(z, step["t"], cond, step["level_t"]).eps  # noqa: E731
+    with torch.no_grad():
+        (ref, _, _), (out, first, _) = timed(lambda: call(bb), device), timed(lambda: call(compiled), device)
+        calls = 3 if device.type == "cpu" else 20
+        eager = min(timed(lambda: [call(bb) for _ in range(calls)], device)[1] for _ in range(3)) / calls
+        fast = min(timed(lambda: [call(compiled) for _ in range(calls)], device)[1] for _ in range(3)) / calls
+    print(f"\ndenoiser call ({bb.name}, 2 rows at {args.size}², {args.dtype}): eager {1e3 * eager:.1f} ms, compiled "
+          f"({args.compile}) {1e3 * fast:.1f} ms, ratio {fast / eager:.3f}; first compiled call (compiling) "
+          f"{first:.1f} s; max |compiled - eager| {(out - ref).abs().max().item():.2e}")
+    _, wall, _ = timed(lambda: ours(compiled, image, prompt, args.nfe, args.size, args.gamma, args.device), device)
+    print(f"whole edit with the compiled call: {wall:.3f} s ({2 * args.nfe / wall:.1f} steps/s)")
 
 
 def bench_batch(bb: Backbone, args, device: torch.device) -> None:

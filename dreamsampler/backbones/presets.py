@@ -1,109 +1,61 @@
 """Backbones built in code with the real diffusers/transformers classes and random weights (no download).
 
-``tiny``: a few hundred thousand parameters, for tests and plumbing. ``sd15-random``: the exact Stable
-Diffusion 1.5 architecture (UNet 860 M, VAE 84 M, CLIP ViT-L/14 text encoder 123 M) for benchmarks and GPU
-checks. Tokenizer files are written offline by :mod:`dreamsampler.backbones.tokenizer`.
-``tiny-v``: ``tiny`` with a v-prediction scheduler (as SD 2.x), for the prediction-type tests.
+Tiny ones (tests and plumbing, thousands to a few hundred thousand parameters, VAE factor 2):
+``tiny`` (SD layout, epsilon), ``tiny-v`` (its scheduler says v-prediction, as SD 2.x), ``tiny-xl`` (SDXL: two
+text encoders, pooled embedding, time ids), ``tiny-sd3`` (MMDiT, CLIP-L + CLIP-G + T5, 16-channel VAE with a
+shift), ``tiny-flux`` (packed latents, CLIP + T5, guidance embedding). Exact architectures for benchmarks:
+``sd15-random``, ``sdxl-random``, ``sd3-random`` (see :mod:`.architectures`). Tokenizers are written offline by
+:mod:`.tokenizer`; the T5 slots of the tiny presets use the same offline word tokenizer.
 """
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
+from typing import Callable
 
-import torch
-from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from diffusers import (AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel, SD3Transformer2DModel,
+                       UNet2DConditionModel)
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, T5Config, T5EncoderModel
 
-from .tokenizer import write_clip_tokenizer
+from .architectures import (_seeded, sd3_random_components, sd15_random_components, sd15_scheduler,
+                            sdxl_random_components, write_config_folder)
+from .tokenizer import PRESET_WORDS, preset_tokenizer
 
-#: Words that tokenize as one token in the offline presets (any other text is spelt out in characters).
-PRESET_WORDS = (
-    "a an the of on in with and photo painting picture image drawing icon "
-    "red green blue yellow purple orange black white pink brown gray grey "
-    "circle square triangle star heart shape background dog cat zebra horse tiger lion bird car house tree"
-).split()
+__all__ = ["PRESETS", "PRESET_WORDS", "sd15_scheduler", "tiny_components", "write_config_folder"]
 
 
-def sd15_scheduler(prediction_type: str = "epsilon") -> DDIMScheduler:
-    """SD1.5's DDIM scheduler: scaled_linear betas 0.00085 → 0.012, 1000 steps, epsilon prediction (SD 2.x's
-    768 models use the same schedule with ``prediction_type="v_prediction"``)."""
-    return DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                         clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type=prediction_type)
+def _tiny_vae(latent_channels: int = 4, scaling_factor: float = 0.5, shift_factor: float | None = None,
+              **extra) -> AutoencoderKL:
+    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=latent_channels, block_out_channels=(16, 32),
+                         layers_per_block=1, down_block_types=("DownEncoderBlock2D",) * 2,
+                         up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=8, sample_size=16,
+                         scaling_factor=scaling_factor, shift_factor=shift_factor, **extra)
 
 
-def _tokenizer(max_length: int) -> CLIPTokenizer:
-    with tempfile.TemporaryDirectory() as tmp:
-        return write_clip_tokenizer(Path(tmp), PRESET_WORDS, max_length=max_length)
+def _tiny_clip(cls, tokenizer, hidden: int = 32) -> CLIPTextModel:
+    return cls(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                              num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=16,
+                              projection_dim=hidden, bos_token_id=tokenizer.bos_token_id,
+                              eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+
+
+def _tiny_t5(tokenizer, d_model: int = 64) -> T5EncoderModel:
+    return T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=d_model, d_ff=2 * d_model, d_kv=16,
+                                   num_layers=2, num_heads=4, decoder_start_token_id=0,
+                                   pad_token_id=tokenizer.pad_token_id))
 
 
 def tiny_components(seed: int = 0) -> dict:
     """Tiny SD-layout components: 2-block UNet, 2-block VAE (2× down), 2-layer CLIP text encoder."""
-    tokenizer = _tokenizer(16)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    tokenizer = preset_tokenizer(16)
+    with _seeded(seed, None):
         unet = UNet2DConditionModel(
             sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
             down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
             cross_attention_dim=32, attention_head_dim=4, norm_num_groups=8,
         )
-        vae = AutoencoderKL(
-            in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(16, 32), layers_per_block=1,
-            down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=8,
-            sample_size=16, scaling_factor=0.5,
-        )
-        text_encoder = CLIPTextModel(CLIPTextConfig(
-            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=4, max_position_embeddings=16, bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        ))
+        vae = _tiny_vae()
+        text_encoder = _tiny_clip(CLIPTextModel, tokenizer)
     return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=sd15_scheduler())
-
-
-def sd15_configs() -> dict:
-    """Configs of the SD1.5 architecture (no weights)."""
-    unet = dict(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
-    vae = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512),
-               layers_per_block=2, down_block_types=("DownEncoderBlock2D",) * 4,
-               up_block_types=("UpDecoderBlock2D",) * 4, sample_size=512, scaling_factor=0.18215)
-    text = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768)
-    return dict(unet=unet, vae=vae, text_encoder=text)
-
-
-def sd15_random_components(seed: int = 0) -> dict:
-    """The exact SD1.5 architecture with random weights (for benchmarks; produces noise images)."""
-    cfg = sd15_configs()
-    tokenizer = _tokenizer(77)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        unet = UNet2DConditionModel(**cfg["unet"])
-        vae = AutoencoderKL(**cfg["vae"])
-        text_encoder = CLIPTextModel(CLIPTextConfig(**cfg["text_encoder"], bos_token_id=tokenizer.bos_token_id,
-                                                    eos_token_id=tokenizer.eos_token_id,
-                                                    pad_token_id=tokenizer.pad_token_id))
-    return dict(unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=sd15_scheduler())
-
-
-def write_sd15_config_folder(folder: str | Path) -> Path:
-    """A diffusers folder holding only SD1.5 configs + tokenizer: the offline ``config`` for single-file loading."""
-    folder = Path(folder)
-    cfg = sd15_configs()
-    with torch.device("meta"):
-        UNet2DConditionModel(**cfg["unet"]).save_config(folder / "unet")
-        AutoencoderKL(**cfg["vae"]).save_config(folder / "vae")
-    CLIPTextConfig(**cfg["text_encoder"]).save_pretrained(folder / "text_encoder")
-    _tokenizer(77).save_pretrained(str(folder / "tokenizer"))
-    sd15_scheduler().save_config(folder / "scheduler")
-    (folder / "model_index.json").write_text(
-        '{"_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.42.1",'
-        ' "feature_extractor": [null, null], "safety_checker": [null, null], "image_encoder": [null, null],'
-        ' "requires_safety_checker": false,'
-        ' "scheduler": ["diffusers", "DDIMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],'
-        ' "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"],'
-        ' "vae": ["diffusers", "AutoencoderKL"]}'
-    )
-    return folder
 
 
 def tiny_v_components(seed: int = 0) -> dict:
@@ -111,4 +63,66 @@ def tiny_v_components(seed: int = 0) -> dict:
     return {**tiny_components(seed), "scheduler": sd15_scheduler("v_prediction")}
 
 
-PRESETS = {"tiny": tiny_components, "tiny-v": tiny_v_components, "sd15-random": sd15_random_components}
+def tiny_xl_components(seed: int = 0) -> dict:
+    """Tiny SDXL layout: a text-time UNet conditioned on two CLIP encoders (32 + 32 wide) and CLIP-G's pooled
+    projection with six time ids."""
+    tokenizer = preset_tokenizer(16)
+    with _seeded(seed, None):
+        unet = UNet2DConditionModel(
+            sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            attention_head_dim=4, use_linear_projection=True, addition_embed_type="text_time",
+            addition_time_embed_dim=8, projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=64,
+            norm_num_groups=8,
+        )
+        vae = _tiny_vae(scaling_factor=0.13025)
+        te1, te2 = _tiny_clip(CLIPTextModel, tokenizer), _tiny_clip(CLIPTextModelWithProjection, tokenizer)
+    return dict(unet=unet, vae=vae, text_encoder=te1, text_encoder_2=te2, tokenizer=tokenizer, tokenizer_2=tokenizer,
+                scheduler=sd15_scheduler(), force_zeros_for_empty_prompt=True)
+
+
+def tiny_sd3_components(seed: int = 0) -> dict:
+    """Tiny SD3 layout: a 2-layer MMDiT (patch 2) on a 16-channel VAE with SD3's scale and shift, CLIP-L and CLIP-G
+    with projections (32 + 32 wide, padded to T5's 64) and a 2-layer T5 encoder; flow matching with shift 3."""
+    tokenizer = preset_tokenizer(16)
+    with _seeded(seed, None):
+        transformer = SD3Transformer2DModel(
+            sample_size=8, patch_size=2, in_channels=16, num_layers=2, attention_head_dim=8, num_attention_heads=4,
+            caption_projection_dim=32, joint_attention_dim=64, pooled_projection_dim=64, out_channels=16,
+        )
+        vae = _tiny_vae(16, 1.5305, 0.0609, use_quant_conv=False, use_post_quant_conv=False)
+        te1, te2 = (_tiny_clip(CLIPTextModelWithProjection, tokenizer) for _ in range(2))
+        te3 = _tiny_t5(tokenizer)
+    return dict(transformer=transformer, vae=vae, text_encoder=te1, text_encoder_2=te2, text_encoder_3=te3,
+                tokenizer=tokenizer, tokenizer_2=tokenizer, tokenizer_3=tokenizer,
+                scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0))
+
+
+def tiny_flux_components(seed: int = 0) -> dict:
+    """Tiny Flux layout: one double and one single stream block on packed 2×2 patches of a 16-channel VAE with
+    Flux's scale and shift, CLIP's pooled output, a 2-layer T5 and the guidance embedding; flow matching with the
+    resolution-dependent shift."""
+    tokenizer = preset_tokenizer(16)
+    with _seeded(seed, None):
+        transformer = FluxTransformer2DModel(
+            patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=16,
+            num_attention_heads=2, joint_attention_dim=64, pooled_projection_dim=32, guidance_embeds=True,
+            axes_dims_rope=(4, 4, 8),
+        )
+        vae = _tiny_vae(16, 0.3611, 0.1159, use_quant_conv=False, use_post_quant_conv=False)
+        te1, te2 = _tiny_clip(CLIPTextModel, tokenizer), _tiny_t5(tokenizer)
+    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True,
+                                                base_shift=0.5, max_shift=1.15, base_image_seq_len=256,
+                                                max_image_seq_len=4096)
+    return dict(transformer=transformer, vae=vae, text_encoder=te1, text_encoder_2=te2, tokenizer=tokenizer,
+                tokenizer_2=tokenizer, scheduler=scheduler)
+
+
+#: name -> builder of the components (a diffusers pipeline's ``components``; the family is read from them)
+PRESETS: dict[str, Callable[..., dict]] = {
+    "tiny": tiny_components, "tiny-v": tiny_v_components, "tiny-xl": tiny_xl_components,
+    "tiny-sd3": tiny_sd3_components, "tiny-flux": tiny_flux_components,
+    "sd15-random": sd15_random_components, "sdxl-random": sdxl_random_components, "sd3-random": sd3_random_components,
+}
+#: presets worth building directly on the target device (billions of random weights)
+LARGE_PRESETS = ("sd15-random", "sdxl-random", "sd3-random")

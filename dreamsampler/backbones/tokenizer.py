@@ -56,3 +56,19 @@ def write_clip_tokenizer(folder: str | Path, words: Iterable[str], max_length: i
     )
     tok.save_pretrained(str(folder))
     return tok
+
+
+#: Words that tokenize as one token in the offline presets (any other text is spelt out in characters).
+PRESET_WORDS = (
+    "a an the of on in with and photo painting picture image drawing icon "
+    "red green blue yellow purple orange black white pink brown gray grey "
+    "circle square triangle star heart shape background dog cat zebra horse tiger lion bird car house tree"
+).split()
+
+
+def preset_tokenizer(max_length: int) -> CLIPTokenizer:
+    """The offline tokenizer of the presets (``PRESET_WORDS``), padded to ``max_length`` tokens."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return write_clip_tokenizer(Path(tmp), PRESET_WORDS, max_length=max_length)

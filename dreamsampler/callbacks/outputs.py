@@ -172,7 +172,12 @@ class WritePredictions(BasePredictionWriter):
 
 class RunCheckpoint(ModelCheckpoint):
     """``checkpoints/last.ckpt`` every N optimizer steps and, whatever N, once more when the run ends (Lightning's
-    own ``save_last`` skips the end when the last periodic save was earlier)."""
+    own ``save_last`` skips the end when the last periodic save was earlier). A ``ModelCheckpoint``, so
+    ``--ckpt_path last`` finds its files."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._saved_step: int | None = None
 
     def on_train_batch_end(self, *args, **kwargs) -> None:
         # Lightning warns that under manual optimization a checkpoint holds the state *after* the step: that is
@@ -181,6 +186,12 @@ class RunCheckpoint(ModelCheckpoint):
             warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
             super().on_train_batch_end(*args, **kwargs)
 
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        self._saved_step = int(checkpoint.get("global_step", trainer.global_step))
+        super().on_save_checkpoint(trainer, pl_module, checkpoint)
+
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._last_global_step_saved != trainer.global_step:
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        if self._saved_step != trainer.global_step and self.dirpath:
+            path = str(Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}")
+            trainer.save_checkpoint(path)
+            self.last_model_path = path

@@ -1,8 +1,10 @@
-"""Pure functions of the paper's equations: Tweedie, CFG, renoising, inversion, the step objective."""
+"""Pure functions of the paper's equations for any noise level: Tweedie, CFG, renoising, inversion, the objective."""
 
-from .diffusion import cfg, eps_from_v, eta_noise, localized_eps, renoise, z0_hat
+from .diffusion import (PREDICTION_TYPES, Denoised, cfg, denoised, eps_from_v, eta_noise, localized_eps, renoise,
+                        z0_hat)
 from .inversion import ddim_invert
+from .levels import CLEAN, Level
 from .objective import Term, squared_error, total_loss
 
-__all__ = ["Term", "cfg", "ddim_invert", "eps_from_v", "eta_noise", "localized_eps", "renoise", "squared_error",
-           "total_loss", "z0_hat"]
+__all__ = ["CLEAN", "Denoised", "Level", "PREDICTION_TYPES", "Term", "cfg", "ddim_invert", "denoised", "eps_from_v",
+           "eta_noise", "localized_eps", "renoise", "squared_error", "total_loss", "z0_hat"]

@@ -1,35 +1,37 @@
-"""DDIM inversion (unconditional, omega = 0), as used to initialise Alg. 3."""
+"""DDIM inversion (unconditional, omega = 0) in general form, as used to initialise Alg. 3."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Sequence
 
-import torch
 from torch import Tensor
 
-from .diffusion import renoise, z0_hat
+from .diffusion import Denoised, renoise
+from .levels import Level
 
-EpsFn = Callable[[Tensor, int], Tensor]
+#: ``denoise(z, t, level) -> Denoised``: the model evaluated at timestep ``t``, its output read at ``level``.
+DenoiseFn = Callable[[Tensor, Any, Level], Denoised]
 
 
-def ddim_invert(eps_fn: EpsFn, z0: Tensor, timesteps: Tensor, alphas_cumprod: Tensor,
+def ddim_invert(denoise: DenoiseFn, z0: Tensor, steps: Sequence[dict], start: Level,
                 return_pair: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-    """Deterministic DDIM inversion of ``z0`` along ``timesteps`` (given descending, walked ascending).
+    """Deterministic inversion of ``z0`` up the reverse schedule ``steps`` (descending, walked ascending).
 
-    At each t (ascending) with its lower neighbour t⁻ (alpha_bar = 1 below the first step, i.e. z0 itself):
-    ``eps = eps_fn(z, t)``, ``z0' = z0_hat(z, eps, alpha_bar_{t⁻})``, ``z = renoise(z0', eps, alpha_bar_t)``.
-    ``eps_fn(z, t)`` is the *unconditional* prediction only (the conditional branch is never computed).
+    From the level ``lo`` the state has (``start`` below the lowest step) to the step's level ``level_t``: the
+    model is evaluated at the step's timestep ``t`` on the state, its output is read at the state's own level
+    (as diffusers' ``DDIMInverseScheduler`` does for epsilon and v), and ``z <- renoise(z0', eps, level_t)``.
+    For an epsilon model this is DDIM inversion; for a flow model it is Euler inversion with the velocity taken at
+    the upper end of each interval: ``z <- z + (sigma_t - sigma_lo) v(z, t)``.
+    ``denoise`` is the *unconditional* prediction only (the conditional branch is never computed).
     With ``return_pair`` returns ``(z0', eps)`` of the last step, whose ``renoise`` is z_T: the
     DreamSampler state (psi, eps_tilde) that reproduces z_T exactly.
     """
-    ascending = timesteps.flip(0).tolist()
-    z = z0
-    ab_prev = torch.tensor(1.0, dtype=torch.float64)
-    z0_prime, eps = z0, torch.zeros_like(z0)
-    for t in ascending:
-        ab_t = alphas_cumprod[t].double()
-        eps = eps_fn(z, t)
-        z0_prime = z0_hat(z, eps, ab_prev)
-        z = renoise(z0_prime, eps, ab_t)
-        ab_prev = ab_t
-    return (z0_prime, eps) if return_pair else z
+    z, lo = z0, start
+    pair = None
+    for step in reversed(list(steps)):
+        pair = denoise(z, step["t"], lo)
+        z = renoise(pair.z0, pair.eps, step["level_t"])
+        lo = step["level_t"]
+    if pair is None:
+        raise ValueError("ddim_invert needs at least one step")
+    return (pair.z0, pair.eps) if return_pair else z

@@ -153,6 +153,9 @@ class Manifest(L.LightningDataModule):
         problem, or the items."""
         self.read()
         problems = list(self._problems)
+        if not self.items and not problems:      # (an empty folder is refused by folder_items)
+            raise InputError(f"manifest {str(self.source)!r} holds no samples: nothing to predict (expected one "
+                             "JSON object per line)")
         if task is not None and hasattr(task, "check_item"):
             for item in self.items:
                 problems += [f"{where(item)}: {p}" for p in task.check_item(

@@ -51,8 +51,6 @@ CIRCLE_RADIUS = 20.0
 MIN_AREA = 64.0
 #: Opacity range of initial fills.
 OPACITY_RANGE = (0.7, 1.0)
-#: ``rng`` step of the initial circles (fit steps are >= 0).
-INIT_STEP = -1
 
 
 def circle_loops(centers: Tensor, radius: float, segments: int) -> Tensor:
@@ -179,9 +177,10 @@ class SVGGenerator(nn.Module):
         """Initial circle radius: 20 px at 512², scaled with min(H, W) / 512."""
         return CIRCLE_RADIUS * min(self.height, self.width) / REFERENCE_SIZE
 
-    def _fresh_circles(self, seed: int, step: int, name: str, radius: float) -> tuple[Tensor, Tensor]:
-        """P fresh circles for one sample from ``rng(seed, step, name)`` only: points (P, 3n, 2), colors (P, 4)."""
-        g = rng(seed, step, name)
+    def _fresh_circles(self, seed: int, purpose: str, step: int, name: str, radius: float) -> tuple[Tensor, Tensor]:
+        """P fresh circles for one sample from ``rng(seed, purpose, step, name)`` only: points (P, 3n, 2), colors
+        (P, 4)."""
+        g = rng(seed, purpose, step, name)
         p = self.paths
         centers = torch.rand(p, 2, generator=g, dtype=torch.float64) * torch.tensor(
             [self.width, self.height], dtype=torch.float64)
@@ -195,12 +194,12 @@ class SVGGenerator(nn.Module):
         """VectorFusion's init: every path a closed cubic circle of ``radius`` (default ``default_radius()``)
         with a center uniform in the canvas, fill RGB uniform in [0, 1] and opacity uniform in [0.7, 1].
 
-        Sample b's randomness comes only from ``rng(seed, -1, names[b])``: it gets the same init alone or in
-        any batch."""
+        Sample b's randomness comes only from ``rng(seed, "svg-init", -1, names[b])``: it gets the same init alone
+        or in any batch."""
         names = self._check_names(names, "init_circles")
         r = self.default_radius() if radius is None else _check_positive("radius", radius)
         for b, name in enumerate(names):
-            pts, cols = self._fresh_circles(seed, INIT_STEP, name, r)
+            pts, cols = self._fresh_circles(seed, "svg-init", -1, name, r)
             self.points[b].copy_(pts)
             self.rgba[b].copy_(cols)
         self.even_odd.zero_()
@@ -278,7 +277,7 @@ class SVGGenerator(nn.Module):
     def reinitialize_dead(self, seed: int, step: int, names: Sequence[str], min_opacity: float = 0.05,
                           min_area: float | None = None) -> int:
         """Re-initialize dead paths (``dead_paths``) as fresh circles, as ``init_circles`` with the noise of
-        ``rng(seed, step, names[b])``; return how many were re-initialized.
+        ``rng(seed, "svg-reinit", step, names[b])``; return how many were re-initialized.
 
         Deterministic: every sample draws a full set of P circles and only its dead paths take theirs, so a
         path's new circle depends on (seed, step, name, its index) alone. The optimizer's moments for those
@@ -290,7 +289,7 @@ class SVGGenerator(nn.Module):
             mask = dead[b]
             if not bool(mask.any()):
                 continue
-            pts, cols = self._fresh_circles(seed, step, name, r)
+            pts, cols = self._fresh_circles(seed, "svg-reinit", step, name, r)
             self.points[b][mask] = pts[mask].to(self.points)
             self.rgba[b][mask] = cols[mask].to(self.rgba)
             self.even_odd[b][mask] = False

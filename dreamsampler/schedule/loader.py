@@ -4,33 +4,19 @@ from __future__ import annotations
 
 from typing import Iterator
 
-import torch
-from torch import Tensor
-
-from .timesteps import alpha_bar
+from .timesteps import Schedule
 
 
 class ReverseSchedule:
-    """Yields one batch per reverse step: ``{"step", "t", "t_prev", "alpha_bar_t", "alpha_bar_prev"}``.
+    """Yields one batch per reverse step (a dict of host scalars, see :mod:`dreamsampler.schedule.timesteps`).
 
     Returned directly by ``train_dataloader()``: Lightning's fit loop saves ``state_dict()`` in the loop state
     and restores it with ``load_state_dict()`` (see design/lightning.md), so a resumed run continues at the
     same step.
     """
 
-    def __init__(self, timesteps: Tensor, alphas_cumprod: Tensor, final_alpha_cumprod: float) -> None:
-        ts = [int(t) for t in timesteps]
-        self._batches = [
-            {
-                "step": torch.tensor(i),
-                "t": torch.tensor(t),
-                "t_prev": torch.tensor(t_prev),
-                "alpha_bar_t": torch.tensor(alpha_bar(alphas_cumprod, t, final_alpha_cumprod), dtype=torch.float64),
-                "alpha_bar_prev": torch.tensor(alpha_bar(alphas_cumprod, t_prev, final_alpha_cumprod),
-                                               dtype=torch.float64),
-            }
-            for i, (t, t_prev) in enumerate(zip(ts, ts[1:] + [-1]))
-        ]
+    def __init__(self, schedule: Schedule | list[dict]) -> None:
+        self._batches = list(schedule.steps if isinstance(schedule, Schedule) else schedule)
         self._next = 0
 
     def __len__(self) -> int:

@@ -1,19 +1,25 @@
 """DreamSampler as a LightningModule (Alg. 2): psi are the only parameters, the schedule is the dataloader.
 
 The step contract. Each batch of the schedule is one reverse step t → t⁻ for all B samples of the task at once:
-  1. ``z_t = renoise(E(g(psi)), eps_tilde, alpha_bar_t)``                        eq. (12)
+  1. ``z_t = renoise(E(g(psi)), eps_tilde, level_t)``                               eq. (12)
   2. the task's ``targets(z_t, step)``: the proximal target ẑ₀ (Tweedie's, eq. (14), or one it builds directly)
      and the renoising noise, from the frozen backbone (no graph, unless ``needs_backbone_grad``)
   3. ``inner_steps`` optimizer steps on ``sum_k weight_k * term_k`` — the task's named ``terms``; the default is
      the proximal term ``||E(g(psi)) - ẑ₀||^2`` of eq. (13)
-  4. ``eps_tilde <- eta_noise(eps_renoise, noise(seed, step, sample))``          eq. (5)
+  4. ``eps_tilde <- eta_noise(eps_renoise, noise(seed, "eta", step, sample))``      eq. (5)
 All four happen inside ``training_step`` (manual optimization), so a checkpoint written at a step boundary
 always holds a consistent (psi, eps_tilde, optimizer, scheduler) state. ``predict`` runs the very same
-``dream_step`` over the same schedule for every batch of dataset samples.
+``dream_step`` over the same schedule for every batch of dataset samples. Levels are ``(a, s)`` of
+``z = a z0 + s eps``, so the step is the same for variance-preserving and rectified-flow backbones.
 
-A new task implements: ``load_batch`` (dataset items → its samples, validated), ``fit_batch`` (the samples of
-``fit``), ``build_generator``, ``init_state`` (the start: inversion, noise or a given psi), ``targets``, and
-optionally ``terms``, ``needs_backbone_grad`` and ``result_images``.
+What a task implements, for a batch of samples:
+  ``load_batch(items)``      config samples or dataset items → its validated batch (``.names``), no model needed
+  ``build_generator(batch)`` the module holding psi (register the batch's tensors as buffers here)
+  ``start(batch)``           set psi's start value and return eps_tilde's (``inversion_start`` / ``noise_start``)
+  ``targets(z_t, step)``     the ẑ₀ target and the renoising noise, from ``self.backbone``
+and may override ``terms``, ``needs_backbone_grad``, ``after_step``, ``result_images`` / ``result_texts``, and for
+datasets ``check_item`` / ``eval_inputs``. A task's ``__init__`` loads the samples ``fit`` optimizes into
+``self.fit_batch`` (None: the task is a template for ``dreamsampler predict``).
 """
 
 from __future__ import annotations
@@ -24,16 +30,13 @@ from typing import Any, Sequence
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.core.optimizer import _init_optimizers_and_lr_schedulers
 from torch import Tensor, nn
 
-from ..backbones import Backbone
-from ..backbones.backbone import DType
+from ..backbones import Backbone, BackboneOptions, DType
 from ..core import Term, ddim_invert, eta_noise, renoise, squared_error, total_loss
 from ..errors import DivergedError, InputError
 from ..generators import LatentGenerator
-from ..schedule import ReverseSchedule, ddim_timesteps
-from ..schedule.timesteps import Spacing
+from ..schedule import Pairing, ReverseSchedule, Schedule, Spacing
 from ..seeding import randn_batch
 
 #: Trainer precisions that would corrupt the reverse steps (see ``setup``).
@@ -44,7 +47,7 @@ _BAD_PRECISIONS = ("16-mixed", "16", "16-true", "bf16-true", "transformer-engine
 class Targets:
     """What the frozen model gives for one reverse step, per sample (B, C, h, w)."""
 
-    z0: Tensor               #: the proximal target ẑ₀ (Tweedie's from an eps, or built directly)
+    z0: Tensor               #: the proximal target ẑ₀ (Tweedie's from the model, or built directly)
     eps_renoise: Tensor      #: the noise carried to the next step before eq. (5)'s mixing (Alg. 3: eps_uc)
 
 
@@ -61,14 +64,18 @@ class DreamSamplerTask(L.LightningModule):
     """Base task: a generator ``g`` (an ``nn.Module`` holding psi for B samples) driven through a reverse schedule.
 
     Args:
-        backbone: frozen model source: ``"shapes"`` (shipped prior), ``"tiny"``, ``"tiny-v"``, ``"sd15-random"``,
-            a hub id, a diffusers folder or a ``.safetensors`` file.
+        backbone: frozen model source: ``"shapes"`` (shipped prior), a preset (``tiny``, ``tiny-v``, ``tiny-xl``,
+            ``tiny-sd3``, ``tiny-flux``, ``sd15-random``, ``sdxl-random``, ``sd3-random``), a hub id, a diffusers
+            folder or a ``.safetensors`` file; SD 1.x/2.x, SDXL, SD 3/3.5 and Flux are recognised.
         backbone_dtype: dtype of the frozen networks (``fp32``, ``fp16``, ``bf16``).
-        nfe: number of reverse steps (= UNet evaluations per prompt batch).
-        spacing: DDIM timestep spacing, as diffusers' ``timestep_spacing``.
-        t_range: optional ``[t_min, t_max]`` kept from the schedule.
+        backbone_options: VAE dtype, ``torch.compile``, channels-last, Flux guidance, SD3's T5 (``BackboneOptions``).
+        nfe: number of reverse steps (= denoiser evaluations per prompt batch).
+        spacing: DDIM timestep spacing of variance-preserving models (default: the model's scheduler config).
+        t_range: optional ``[t_min, t_max]`` (the model's timesteps) kept from the schedule.
+        pairing: ``diffusers`` (default) or ``official``: pair UNet timestep t with alpha_bar[t-1] as the official
+            DreamSampler code does (variance-preserving models; see ``dreamsampler.schedule.vp_schedule``).
         eta: stochasticity of eq. (5); 0 is deterministic (Alg. 3).
-        seed: run seed; noise comes from generators seeded by ``(seed, step, sample name)``.
+        seed: run seed; noise comes from generators keyed by ``(seed, purpose, step, sample name)``.
         inner_steps: optimizer steps per reverse step (the state advance follows the last one).
         optimizer: builds the optimizer from the generator's parameter groups (default: SGD lr 0.5, the exact
             proximal minimiser for a latent generator); e.g. ``{class_path: torch.optim.Adam, init_args: {...}}``.
@@ -79,9 +86,12 @@ class DreamSamplerTask(L.LightningModule):
     #: stop with ``DivergedError`` when the objective is NaN/inf, before the step can corrupt psi (one host sync
     #: per optimizer step, so off for the latent editor, whose closed-form step cannot diverge)
     stop_on_nonfinite = False
+    #: what ``fit`` needs in the config (named in the error when it is missing)
+    fit_needs = "samples"
 
-    def __init__(self, backbone: str = "shapes", backbone_dtype: DType = "fp32", nfe: int = 50,
-                 spacing: Spacing = "leading", t_range: tuple[int, int] | None = None, eta: float = 0.0,
+    def __init__(self, backbone: str = "shapes", backbone_dtype: DType = "fp32",
+                 backbone_options: BackboneOptions | None = None, nfe: int = 50, spacing: Spacing | None = None,
+                 t_range: tuple[float, float] | None = None, pairing: Pairing = "diffusers", eta: float = 0.0,
                  seed: int = 0, inner_steps: int = 1, optimizer: OptimizerCallable = proximal_sgd,
                  lr_scheduler: LRSchedulerCallable | None = None, trajectory_every: int = 10) -> None:
         super().__init__()
@@ -91,33 +101,37 @@ class DreamSamplerTask(L.LightningModule):
         Backbone.check_source(backbone, backbone_dtype)
         if eta < 0:
             raise InputError(f"eta must be >= 0, got {eta}")
+        if pairing not in ("diffusers", "official"):
+            raise InputError(f"pairing must be 'diffusers' or 'official', got {pairing!r}")
         self.automatic_optimization = False        # the step contract runs its own inner optimizer steps
         self.backbone_source, self.backbone_dtype = backbone, backbone_dtype
-        self.nfe, self.spacing, self.t_range, self.eta, self.seed = nfe, spacing, t_range, eta, seed
+        self.backbone_options = backbone_options or BackboneOptions()
+        self.nfe, self.spacing, self.t_range, self.pairing = nfe, spacing, t_range, pairing
+        self.eta, self.seed = eta, seed
         self.inner_steps, self.optimizer, self.lr_scheduler = inner_steps, optimizer, lr_scheduler
         self.trajectory_every = trajectory_every
         self.backbone: Backbone | None = None       # plain attribute: never a registered submodule
         self.generator: nn.Module | None = None     # g(psi)
+        self.fit_batch: Any = None                  # the samples `fit` optimizes (a task's __init__ loads them)
         self.sample_names: list[str] = []           # the current batch's samples (noise keys, output names)
+        self.schedule: Schedule | None = None
         self.register_buffer("initialized", torch.tensor(False))
         self.last_z0_hat: Tensor | None = None
 
     # ------------------------------------------------------------------ what a task implements
-    def load_batch(self, items: Sequence[dict]) -> Any:
-        """Dataset items (manifest lines) → this task's loaded, validated batch of samples (no backbone needed)."""
-        raise NotImplementedError
-
-    def fit_batch(self) -> Any:
-        """The loaded batch of samples that ``fit`` optimizes (from the config)."""
+    def load_batch(self, items: Sequence[Any]) -> Any:
+        """Config samples or dataset items (manifest lines) → this task's loaded, validated batch (with
+        ``.names``); no backbone needed."""
         raise NotImplementedError
 
     def build_generator(self, batch: Any) -> nn.Module:
-        """Return the generator holding psi for the batch (shapes may depend on ``self.backbone``); register any
+        """The generator holding psi for the batch (shapes may depend on ``self.backbone``); register any
         per-batch tensors the steps need as non-persistent buffers here, so they move with the module."""
         raise NotImplementedError
 
-    def init_state(self) -> Tensor:
-        """Set psi to its start value and return eps_tilde's (``start_from_inversion`` / ``start_from_noise``)."""
+    def start(self, batch: Any) -> Tensor:
+        """Set psi to its start value and return eps_tilde's (``inversion_start`` / ``noise_start``). Not called
+        when a checkpoint restores the state."""
         raise NotImplementedError
 
     def targets(self, z_t: Tensor, step: dict) -> Targets:
@@ -134,7 +148,7 @@ class DreamSamplerTask(L.LightningModule):
 
     def after_step(self, step: dict) -> None:
         """Called at the end of every reverse step, after the state advance (inside the step, so checkpoints see
-        its effect): e.g. re-initializing dead SVG paths, or stopping on NaN."""
+        its effect): e.g. re-initializing dead SVG paths."""
 
     def result_images(self) -> dict[str, Tensor]:
         """Named (B, 3, H, W) images in [0, 1]; the first is the main result (written as PNG at the end)."""
@@ -150,55 +164,52 @@ class DreamSamplerTask(L.LightningModule):
         bool, prompt)]). See ``dreamsampler.evaluate``."""
         return {"prompt": item.get("prompt")}
 
+    # ------------------------------------------------------------------ helpers for tasks
     def latent_generator(self, batch_size: int, size: int) -> LatentGenerator:
-        """psi = B latents for ``size × size`` images (``size`` must be a multiple of the VAE's factor)."""
-        bb = self.backbone
-        f = bb.vae_scale_factor
-        if size % f:
-            raise InputError(f"size {size} must be a multiple of the VAE's downsampling factor {f}")
-        return LatentGenerator((batch_size, bb.latent_channels, size // f, size // f))
+        """psi = B latents of ``size × size`` images (a clear error when the size does not fit the backbone)."""
+        return LatentGenerator((batch_size, *self.backbone.latent_shape(size)))
 
-    # ------------------------------------------------------------------ starts (Alg. 2 line 1 / Alg. 3)
-    def start_from_inversion(self, z0: Tensor, null_emb: Tensor) -> Tensor:
-        """psi, eps_tilde = (z0', eps) of the last unconditional DDIM-inversion step of ``z0``: renoised, exactly z_T."""
+    def inversion_start(self, z0: Tensor, null_prompt: str) -> Tensor:
+        """Alg. 3's start: psi, eps_tilde = (z0', eps) of the last step of the unconditional inversion of ``z0``,
+        whose renoise is exactly z_T. Sets psi, returns eps_tilde."""
         bb = self.backbone
-        emb = null_emb.expand(z0.shape[0], -1, -1)
-        psi0, eps0 = ddim_invert(lambda z, t: bb.eps(z, t, emb), z0, self.timesteps, bb.alphas_cumprod,
-                                 return_pair=True)
+        null = bb.encode_text([null_prompt]).repeat(z0.shape[0])
+        psi0, eps0 = ddim_invert(lambda z, t, level: bb.denoise(z, t, null, level), z0, self.schedule.steps,
+                                 self.schedule.inversion_start, return_pair=True)
         self.generator.set_latent(psi0)
         return eps0
 
-    def start_from_noise(self) -> Tensor:
-        """Alg. 2 line 1: eps_tilde ~ N(0, I) from ``(seed, step -1, sample)``; psi keeps its own start."""
-        with torch.no_grad():
-            shape = self.encode_generated(self.generator()).shape
-        return randn_batch(tuple(shape[1:]), self.seed, -1, self.sample_names, device=self.device)
+    def noise_start(self) -> Tensor:
+        """Alg. 2 line 1: eps_tilde ~ N(0, I) keyed ``(seed, "start", -1, sample)``; psi keeps its own start."""
+        return randn_batch(tuple(self.eps_tilde.shape[1:]), self.seed, "start", -1, self.sample_names,
+                           device=self.device)
+
+    def denoise(self, z_t: Tensor, step: dict, cond: Any, grad: bool = False):
+        """The backbone's (eps, z0) at this step: timestep ``step["t"]`` read at the step's level."""
+        return self.backbone.denoise(z_t, step["t"], cond, step["level_t"], grad=grad)
 
     # ------------------------------------------------------------------ the frozen backbone
     def load_backbone(self, device: torch.device | None = None) -> Backbone:
         """The frozen backbone, loaded once, on ``device`` (default: where the task's tensors are)."""
         device = device or self.device
         if self.backbone is None:
-            self.backbone = Backbone.load(self.backbone_source, dtype=self.backbone_dtype, device=device)
+            self.backbone = Backbone.load(self.backbone_source, dtype=self.backbone_dtype, device=device,
+                                          options=self.backbone_options)
         elif self.backbone.device != device:
             self.backbone.to(device)
         return self.backbone
 
-    @property
-    def target_device(self) -> torch.device:
-        """Where this task will run: the strategy's device under a Trainer (``setup`` runs before the module is
-        moved there), else the module's own device."""
-        return self._trainer.strategy.root_device if self._trainer is not None else self.device
-
-    # ------------------------------------------------------------------ setting up a batch of samples
+    # ------------------------------------------------------------------ Lightning hooks (the base's business)
     def setup(self, stage: str) -> None:
-        trainer = self._trainer
-        precision = str(trainer.precision) if trainer is not None else "32-true"
+        """Check the trainer settings, load the backbone on the strategy's device (``setup`` runs before the
+        module is moved there) and, for fit/validate, build the generator of the configured samples."""
+        trainer = self.trainer
+        precision = str(trainer.precision)
         if precision in _BAD_PRECISIONS:
             raise InputError(f"trainer.precision={precision!r} is not supported for psi: 16-mixed's GradScaler "
                              "silently skips reverse steps on overflow and *-true half precision loses the proximal "
                              "update; use 32-true or bf16-mixed (the frozen nets' dtype is `backbone_dtype`)")
-        if stage == "fit" and trainer is not None:
+        if stage == "fit":
             if trainer.max_epochs != 1:
                 raise InputError(f"trainer.max_epochs must be 1 (one pass over the reverse schedule), got "
                                  f"{trainer.max_epochs}: a second epoch would run the schedule again on the result")
@@ -206,34 +217,41 @@ class DreamSamplerTask(L.LightningModule):
                 raise InputError("fit optimizes one batch of samples in one process (DDP would average the "
                                  "gradients of independent samples); for many GPUs use `dreamsampler predict` "
                                  "over a manifest")
-        self.load_backbone(self.target_device)
-        if stage == "predict":      # every predict step begins its own batch of samples
+        device = trainer.strategy.root_device
+        self.load_backbone(device)
+        if stage == "predict" or self.generator is not None:    # every predict step opens its own batch
             return
-        if self.generator is None:
-            self.begin(self.fit_batch())
-            self.to(self.target_device)          # psi and the buffers build_generator registered
+        if self.fit_batch is None:
+            raise InputError(f"{type(self).__name__} has nothing to {stage}: give {self.fit_needs} in the config "
+                             "(without them the task is a template for `dreamsampler predict` over a manifest)")
+        self._open(self.fit_batch)
+        self.to(device)                          # psi and the buffers build_generator registered
 
-    def begin(self, batch: Any) -> None:
-        """Make the generator and the state for a loaded batch of samples (uninitialized until ``initialize``)."""
-        bb = self.backbone
-        self.timesteps = ddim_timesteps(self.nfe, bb.num_train_timesteps, self.spacing,
-                                        t_range=tuple(self.t_range) if self.t_range else None)
+    def on_fit_start(self) -> None:
+        """Start psi and eps_tilde, unless a checkpoint restored them (Lightning restores before this hook)."""
+        if not bool(self.initialized):
+            self._start()
+
+    def _open(self, batch: Any) -> None:
+        """The generator, eps_tilde's buffer and the reverse schedule for a loaded batch (not started yet)."""
         self.sample_names = list(batch.names)
         self.generator = self.build_generator(batch)
         with torch.no_grad():
             latent = self.encode_generated(self.generator())
+        size = latent.shape[-1] * self.backbone.vae_scale_factor
+        try:
+            self.schedule = self.backbone.schedule(self.nfe, size, self.spacing,
+                                                   tuple(self.t_range) if self.t_range else None, self.pairing)
+        except ValueError as err:
+            raise InputError(str(err)) from err
         self.register_buffer("eps_tilde", torch.zeros_like(latent))
         self.initialized.fill_(False)
+        self._batch = batch
 
-    def initialize(self) -> None:
-        """Set the start state (psi, eps_tilde) unless a checkpoint already restored it."""
-        if not bool(self.initialized):
-            with torch.no_grad():
-                self.eps_tilde.copy_(self.init_state())
-                self.initialized.fill_(True)
-
-    def on_fit_start(self) -> None:
-        self.initialize()
+    def _start(self) -> None:
+        with torch.no_grad():
+            self.eps_tilde.copy_(self.start(self._batch))
+            self.initialized.fill_(True)
 
     def encode_generated(self, g_out: Tensor) -> Tensor:
         """E(g(psi)): identity for latent generators, the VAE encoder for image generators (with gradient)."""
@@ -242,8 +260,7 @@ class DreamSamplerTask(L.LightningModule):
         return self.backbone.encode(g_out * 2 - 1, grad=torch.is_grad_enabled())
 
     def reverse_schedule(self) -> ReverseSchedule:
-        bb = self.load_backbone()
-        return ReverseSchedule(self.timesteps, bb.alphas_cumprod, bb.final_alpha_cumprod)
+        return ReverseSchedule(self.schedule)
 
     def train_dataloader(self) -> ReverseSchedule:
         return self.reverse_schedule()
@@ -253,8 +270,8 @@ class DreamSamplerTask(L.LightningModule):
         return [0]
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
-        """Schedule batches are a few scalars: keep them on the host, so reading t or alpha_bar never waits
-        for the accelerator (the model's tensors use them as 0-dim CPU scalars). Predict batches are items."""
+        """Schedule batches are a few scalars: keep them on the host, so reading t or a level never waits
+        for the accelerator (the model's tensors use them as host scalars). Predict batches are items."""
         return batch
 
     # ------------------------------------------------------------------ the step (fit and predict alike)
@@ -262,7 +279,7 @@ class DreamSamplerTask(L.LightningModule):
         """One reverse step for every sample: steps 1-4 of the module docstring. Returns the step's logs."""
         g_out = self.generator()
         latent = self.encode_generated(g_out)
-        z_t = renoise(latent.detach(), self.eps_tilde, step["alpha_bar_t"])
+        z_t = renoise(latent.detach(), self.eps_tilde, step["level_t"])
         grad = self.needs_backbone_grad(step)
         with torch.set_grad_enabled(grad):
             targets = self.targets(z_t.requires_grad_(grad), step)
@@ -277,8 +294,8 @@ class DreamSamplerTask(L.LightningModule):
             loss = total_loss(terms)
             if self.stop_on_nonfinite and not bool(torch.isfinite(loss)):
                 raise DivergedError(f"the objective became NaN or infinite at reverse step {int(step['step'])} "
-                                    f"(t={int(step['t'])}, inner step {k}): lower the learning rates or the term "
-                                    "weights; the last checkpoint (and its SVG) are kept as they were")
+                                    f"(t={float(step['t']):g}, inner step {k}): lower the learning rates or the "
+                                    "term weights; the last checkpoint (and its SVG) are kept as they were")
             self._backward(loss)
             for opt in optimizers:
                 opt.step()
@@ -297,13 +314,20 @@ class DreamSamplerTask(L.LightningModule):
         """Step 4, eq. (5): eps_tilde ← the renoising noise, mixed with fresh per-sample noise when eta > 0."""
         noise = None
         if self.eta > 0:
-            noise = randn_batch(tuple(eps_renoise.shape[1:]), self.seed, int(step["step"]), self.sample_names,
+            noise = randn_batch(tuple(eps_renoise.shape[1:]), self.seed, "eta", int(step["step"]), self.sample_names,
                                 device=self.device, dtype=eps_renoise.dtype)
         with torch.no_grad():
-            self.eps_tilde.copy_(eta_noise(eps_renoise, noise, step["alpha_bar_t"], step["alpha_bar_prev"], self.eta))
+            self.eps_tilde.copy_(eta_noise(eps_renoise, noise, step["level_t"], step["level_prev"], self.eta))
+
+    def attached(self) -> bool:
+        """Whether a Trainer drives this task (a task can also be stepped by hand, e.g. in ``tools/``)."""
+        try:
+            return self.trainer is not None
+        except RuntimeError:            # Lightning's answer for a module without a trainer
+            return False
 
     def _backward(self, loss: Tensor) -> None:
-        if self._trainer is not None:
+        if self.attached():
             self.manual_backward(loss)           # precision and strategy hooks, in fit and predict alike
         else:
             loss.backward()
@@ -313,11 +337,14 @@ class DreamSamplerTask(L.LightningModule):
         self.log_dict(logs, batch_size=1)
         self.log("t", step["t"].float(), prog_bar=True, logger=False, batch_size=1)
 
-    def configure_optimizers(self) -> Any:
+    def make_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[Any]]:
+        """The optimizer over the generator's parameter groups and the optional LR scheduler (fit and predict)."""
         opt = self.optimizer(self.generator.param_groups())
-        if self.lr_scheduler is None:
-            return opt
-        return {"optimizer": opt, "lr_scheduler": self.lr_scheduler(opt)}     # stepped by dream_step
+        return [opt], ([self.lr_scheduler(opt)] if self.lr_scheduler is not None else [])
+
+    def configure_optimizers(self) -> Any:
+        (opt,), schedulers = self.make_optimizers()
+        return opt if not schedulers else {"optimizer": opt, "lr_scheduler": schedulers[0]}   # stepped by dream_step
 
     def predict_step(self, items: list[dict], batch_idx: int) -> list[dict]:
         """A whole DreamSampler run for a batch of dataset samples, through the same ``dream_step`` as ``fit``;
@@ -342,11 +369,10 @@ class DreamSamplerTask(L.LightningModule):
         return [result for item in items for result in self.predict_samples([item])]
 
     def _predict_batch(self, items: list[dict]) -> list[dict]:
-        self.begin(self.load_batch(items))
+        self._open(self.load_batch(items))
         self.to(self.device)
-        self.initialize()
-        optimizers, scheduler_configs = _init_optimizers_and_lr_schedulers(self)
-        schedulers = [c.scheduler for c in scheduler_configs]
+        self._start()
+        optimizers, schedulers = self.make_optimizers()
         with torch.enable_grad():
             for step in self.reverse_schedule():
                 self.dream_step(step, optimizers, schedulers)

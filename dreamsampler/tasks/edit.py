@@ -12,7 +12,7 @@ from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio as psnr
 from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
-from ..core import cfg, localized_eps, z0_hat
+from ..core import Denoised, cfg, localized_eps
 from ..data.checks import check_parts, exactly_one, file_exists, prompt_ok, unknown_keys
 from ..errors import InputError
 from ..generators import LatentGenerator
@@ -55,9 +55,10 @@ class EditBatch:
     masks: Tensor | None = None         #: (K, 1, S, S), ones for a global prompt
 
 
-def edit_eps(eps_uc: Tensor, eps_c: Tensor, gamma: float, masks: Tensor, owner: Tensor) -> Tensor:
-    """Eqs. (18)-(19) per sample: ``sum_i M_i (eps_uc + gamma (eps_c^i - eps_uc)) + (1 - sum_i M_i) eps_uc``."""
-    return localized_eps(eps_uc, cfg(eps_uc[owner], eps_c, gamma), masks, owner)
+def edit_guidance(uncond: Tensor, cond: Tensor, gamma: float, masks: Tensor, owner: Tensor) -> Tensor:
+    """Eqs. (18)-(19) per sample: ``sum_i M_i (eps_uc + gamma (eps_c^i - eps_uc)) + (1 - sum_i M_i) eps_uc`` (the
+    same combination of the z0 estimates gives the target's z0)."""
+    return localized_eps(uncond, cfg(uncond[owner], cond, gamma), masks, owner)
 
 
 def _sample(item: EditSample | dict) -> EditSample:
@@ -82,13 +83,16 @@ class EditTask(DreamSamplerTask):
             ``image``/``prompt``); each gets the result it would get alone.
         null_prompt: the null text c_∅.
         gamma: guidance weight γ of eq. (18) (official code: 0.2; paper Table 1: 0.15).
-        scale_gamma_by_alpha_bar: use γ·alpha_bar_t as the official code does (True), or constant γ (Alg. 3).
+        scale_gamma_by_alpha_bar: use γ·alpha_bar_t as the official code does (True), or constant γ (Alg. 3);
+            alpha_bar_t is the signal fraction a²/(a²+s²) of the step (see ``dreamsampler.core.levels``).
         size: the source is resized to ``size × size`` (512 for SD1.5).
         (other arguments: see ``DreamSamplerTask``)
 
     For ``dreamsampler predict`` over a dataset (``EditManifest``), leave ``image``/``prompt`` unset: the task is
     then a template whose settings every sample of the manifest uses.
     """
+
+    fit_needs = "`image` and `prompt` (or `regions`, or `samples`)"
 
     def __init__(self, image: str | None = None, prompt: str | None = None, regions: list[Region] | None = None,
                  samples: list[EditSample] | None = None, null_prompt: str = "", gamma: float = 0.2,
@@ -103,15 +107,14 @@ class EditTask(DreamSamplerTask):
                                    for s in (samples or [])]
         if not isinstance(size, int) or size <= 0:
             raise InputError(f"size must be a positive integer, got {size!r}")
-        self._fit_batch: EditBatch | None = None
         if samples:
             if image is not None or prompt is not None or regions:
                 raise InputError("give either `samples` or `image` with `prompt`/`regions`, not both")
-            self._fit_batch = self.load_batch(samples)
+            self.fit_batch = self.load_batch(samples)
         elif image is not None or prompt is not None or regions:
             if image is None:
                 raise InputError("`image` (the source image file) is required")
-            self._fit_batch = self.load_batch([EditSample(image, prompt, regions)])
+            self.fit_batch = self.load_batch([EditSample(image, prompt, regions)])
         # else: a template for `predict`
 
     # ------------------------------------------------------------------ samples
@@ -175,12 +178,6 @@ class EditTask(DreamSamplerTask):
             raise InputError(f"the samples' names must be unique (they name the outputs), got {names}")
         return EditBatch(names, paths, hws, torch.cat(sources), prompts, torch.tensor(owner), torch.stack(masks))
 
-    def fit_batch(self) -> EditBatch:
-        if self._fit_batch is None:
-            raise InputError("EditTask needs `image` and `prompt` (or `regions`, or `samples`) to fit; without them "
-                             "it is only a template for `dreamsampler predict` with an EditManifest")
-        return self._fit_batch
-
     def build_generator(self, batch: EditBatch) -> LatentGenerator:
         generator = self.latent_generator(len(batch.names), self.size)
         f = self.backbone.vae_scale_factor
@@ -194,20 +191,19 @@ class EditTask(DreamSamplerTask):
         return generator
 
     # ------------------------------------------------------------------ the step
-    def init_state(self) -> Tensor:
-        """z0 = E(x); start from its unconditional DDIM inversion (Alg. 3)."""
-        bb = self.backbone
-        return self.start_from_inversion(bb.encode(self.source * 2 - 1), bb.encode_text([self.null_prompt]))
+    def start(self, batch: EditBatch) -> Tensor:
+        """z0 = E(x); start from its unconditional inversion (Alg. 3)."""
+        return self.inversion_start(self.backbone.encode(self.source * 2 - 1), self.null_prompt)
 
     def targets(self, z_t: Tensor, step: dict) -> Targets:
-        """One UNet call on [null × B, prompt_1..K]; eq. (18)/(19) target, unconditional renoising noise."""
-        bb, b, owner = self.backbone, z_t.shape[0], self.prompt_owner
-        emb = bb.encode_text([self.null_prompt] * b + self.edit_batch.prompts)
-        eps = bb.eps(torch.cat([z_t, z_t[owner]]), step["t"], emb)
-        eps_uc, eps_c = eps[:b], eps[b:]
-        gamma = self.gamma * (step["alpha_bar_t"].item() if self.scale_gamma_by_alpha_bar else 1.0)
-        eps_hat = edit_eps(eps_uc, eps_c, gamma, self.latent_masks, owner)
-        return Targets(z0=z0_hat(z_t, eps_hat, step["alpha_bar_t"]), eps_renoise=eps_uc)
+        """One denoiser call on [null × B, prompt_1..K]; eq. (18)/(19) target, unconditional renoising noise."""
+        b, owner = z_t.shape[0], self.prompt_owner
+        cond = self.backbone.encode_text([self.null_prompt] * b + self.edit_batch.prompts)
+        out = self.denoise(torch.cat([z_t, z_t[owner]]), step, cond)
+        uc, c = out[:b], out[b:]
+        gamma = self.gamma * (float(step["alpha_bar_t"]) if self.scale_gamma_by_alpha_bar else 1.0)
+        guided = Denoised.combine(edit_guidance, uc, c, gamma, self.latent_masks, owner)
+        return Targets(z0=guided.z0, eps_renoise=uc.eps)
 
     # ------------------------------------------------------------------ results
     def result_images(self) -> dict[str, Tensor]:

@@ -8,7 +8,7 @@ from typing import Sequence
 from safetensors.torch import load_file
 from torch import Tensor
 
-from ..core import cfg, z0_hat
+from ..core import Denoised, cfg
 from ..errors import InputError
 from ..generators import LatentGenerator
 from .base import DreamSamplerTask, Targets
@@ -29,9 +29,10 @@ class GenerateBatch:
 
 
 class GenerateTask(DreamSamplerTask):
-    """Alg. 2 from pure noise: ``eps_tilde ~ N(0, I)`` seeded by ``(seed, -1, name)``, target
-    ``z0_hat(z_t, eps_uc + omega (eps_c - eps_uc))`` and renoising with the same guided eps — i.e. DDIM
-    sampling with classifier-free guidance, written as DreamSampler steps (eq. 7).
+    """Alg. 2 from pure noise: ``eps_tilde ~ N(0, I)`` keyed ``(seed, "start", -1, name)``, target the guided
+    Tweedie estimate (``eps_uc + omega (eps_c - eps_uc)``, eq. 6) and renoising with the same guided eps — i.e.
+    DDIM sampling with classifier-free guidance (Euler sampling for flow models), written as DreamSampler steps
+    (eq. 7).
 
     Args:
         prompt: the text prompt (or ``samples``: several ``{prompt, name?}`` generated together).
@@ -39,9 +40,11 @@ class GenerateTask(DreamSamplerTask):
         null_prompt: the null text c_∅.
         size: image side in pixels.
         init_latent: optional ``.safetensors`` file with a tensor ``psi`` (B, C, h, w) to start psi from (a given
-            psi; the default start is psi = 0, so z_T = sqrt(1 - alpha_bar_T) eps).
+            psi; the default start is psi = 0, so z_T = s_T eps).
         (other arguments: see ``DreamSamplerTask``)
     """
+
+    fit_needs = "`prompt` (or `samples`)"
 
     def __init__(self, prompt: str | None = None, samples: list[GenerateSample] | None = None, omega: float = 7.5,
                  null_prompt: str = "", size: int = 512, init_latent: str | None = None, **kwargs) -> None:
@@ -54,7 +57,7 @@ class GenerateTask(DreamSamplerTask):
         if prompt is not None and samples:
             raise InputError("give either `prompt` or `samples`, not both")
         items = samples or ([GenerateSample(prompt)] if prompt is not None else [])
-        self._fit_batch = self.load_batch(items) if items else None
+        self.fit_batch = self.load_batch(items) if items else None
 
     def load_batch(self, items: Sequence[GenerateSample | dict]) -> GenerateBatch:
         samples = [it if isinstance(it, GenerateSample) else GenerateSample(it.get("prompt"), it.get("name"))
@@ -67,16 +70,11 @@ class GenerateTask(DreamSamplerTask):
             raise InputError(f"the samples' names must be unique (they name the outputs), got {names}")
         return GenerateBatch(names, [s.prompt for s in samples])
 
-    def fit_batch(self) -> GenerateBatch:
-        if self._fit_batch is None:
-            raise InputError("GenerateTask needs `prompt` (or `samples`) to fit")
-        return self._fit_batch
-
     def build_generator(self, batch: GenerateBatch) -> LatentGenerator:
         self.prompts = batch.prompts
         return self.latent_generator(len(batch.names), self.size)
 
-    def init_state(self) -> Tensor:
+    def start(self, batch: GenerateBatch) -> Tensor:
         """Alg. 2 line 1: eps_tilde from noise; psi = 0 or the given ``init_latent``."""
         if self.init_latent is not None:
             psi = self.generator.psi
@@ -89,15 +87,14 @@ class GenerateTask(DreamSamplerTask):
                 raise InputError(f"init_latent {self.init_latent!r}: psi has shape {tuple(given.shape)}, expected "
                                  f"{tuple(psi.shape)} (B, C, size/f, size/f)")
             self.generator.set_latent(given.to(psi))
-        return self.start_from_noise()
+        return self.noise_start()
 
     def targets(self, z_t: Tensor, step: dict) -> Targets:
-        """One UNet call on [null × B, prompt × B]; CFG target, renoising with the guided eps (DDIM)."""
-        bb, b = self.backbone, z_t.shape[0]
-        eps_uc, eps_c = bb.eps(z_t.repeat(2, 1, 1, 1), step["t"],
-                               bb.encode_text([self.null_prompt] * b + self.prompts)).chunk(2)
-        eps_hat = cfg(eps_uc, eps_c, self.omega)
-        return Targets(z0=z0_hat(z_t, eps_hat, step["alpha_bar_t"]), eps_renoise=eps_hat)
+        """One denoiser call on [null × B, prompt × B]; CFG target, renoising with the guided eps (DDIM)."""
+        cond = self.backbone.encode_text([self.null_prompt] * z_t.shape[0] + self.prompts)
+        uc, c = self.denoise(z_t.repeat(2, 1, 1, 1), step, cond).chunk(2)
+        guided = Denoised.combine(cfg, uc, c, self.omega)
+        return Targets(z0=guided.z0, eps_renoise=guided.eps)
 
     def result_images(self) -> dict[str, Tensor]:
         return {"image": self.decode_latent(self.generator.psi.detach()).cpu()}

@@ -4,9 +4,10 @@ y = A x + sigma_y n with A a pixel mask (1 = known). The start is the unconditio
 At reverse step i (see ``../shared/design/algorithms.md``, inpainting):
 - a **DS step** (``i % ds_every == 0`` and ``i < ds_until * nfe``): TReg's two-step data consistency on the
   unconditional z0 (decode, CG on ``(A^T A + lam I) x = A^T y + lam x0``, encode, blend with alpha_bar_t), then
-  each hole takes its own prompt's z0 (localized, eq. 19/20), renoised with fresh noise;
+  each hole takes its own prompt's z0 (localized, eq. 19/20), renoised with fresh noise (purpose ``renoise``);
 - a **DPS step**: z0_hat - d||y - A D(z0_hat)||/dz_t through the UNet and the VAE decoder (``needs_backbone_grad``).
 Both are ``targets`` returning a z0 built directly; psi is the latent (one SGD step of lr 0.5 lands on it).
+alpha_bar_t is the step's signal fraction a²/(a²+s²), so the same blends serve rectified-flow backbones.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import torch
 from torch import Tensor
 from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
-from ..core import z0_hat
 from ..data.checks import check_parts, file_exists, unknown_keys
 from ..errors import InputError
 from ..io.images import box_mask, load_image, load_mask
@@ -29,8 +29,6 @@ from .base import DreamSamplerTask, Targets
 
 #: The paper's protocol holes in a 512² face (rows × cols, half-open), as ``[top, left, bottom, right]``.
 PRESETS = {"eyes": [180, 100, 290, 400], "mouth": [330, 170, 430, 340]}
-#: ``rng`` step of the measurement noise.
-MEASUREMENT_STEP = -2
 
 
 @dataclass
@@ -93,7 +91,7 @@ class InpaintTask(DreamSamplerTask):
         image, holes: the clean image (its holes are masked out to make y) and ``[{prompt, mask | box | preset}]``
             (or ``samples`` of ``{image, holes, name?}``).
         null_prompt: c_∅ (official: "out of focus, depth of field").
-        sigma_y: measurement noise (official 0.01), seeded by ``(seed, -2, sample)``.
+        sigma_y: measurement noise (official 0.01), keyed ``(seed, "measurement", -1, sample)``.
         cg_lambda, cg_iters: lambda and iterations of the CG data-consistency solve (official 1e-4, 10).
         ds_every, ds_until: a DS step when ``i % ds_every == 0 and i < ds_until * nfe`` (official 3, 170/200).
         treg_omega: None (DreamSampler: the data-consistency solve starts from z0(c_∅)) or TReg's CFG scale omega:
@@ -101,6 +99,8 @@ class InpaintTask(DreamSamplerTask):
         size: working size (512 for SD1.5).
         (other arguments: see ``DreamSamplerTask``)
     """
+
+    fit_needs = "`image` and `holes` (or `samples`)"
 
     def __init__(self, image: str | None = None, holes: list[Hole] | None = None,
                  samples: list[InpaintSample] | None = None, null_prompt: str = "out of focus, depth of field",
@@ -117,7 +117,7 @@ class InpaintTask(DreamSamplerTask):
         if samples and (image is not None or holes):
             raise InputError("give either `samples` or `image` with `holes`, not both")
         items = samples or ([InpaintSample(image, holes or [])] if image is not None else [])
-        self._fit_batch = self.load_batch(items) if items else None
+        self.fit_batch = self.load_batch(items) if items else None
 
     # ------------------------------------------------------------------ samples
     def check_item(self, item: dict) -> list[str]:
@@ -172,18 +172,13 @@ class InpaintTask(DreamSamplerTask):
             raise InputError(f"the samples' names must be unique (they name the outputs), got {names}")
         return InpaintBatch(names, torch.cat(xs), prompts, torch.tensor(owner), torch.stack(holes))
 
-    def fit_batch(self) -> InpaintBatch:
-        if self._fit_batch is None:
-            raise InputError("InpaintTask needs `image` and `holes` (or `samples`) to fit")
-        return self._fit_batch
-
     def build_generator(self, batch: InpaintBatch):
         generator = self.latent_generator(len(batch.names), self.size)
         f = self.backbone.vae_scale_factor
         self.inpaint_batch = batch
         hole = torch.zeros_like(batch.x[:, :1]).index_add_(0, batch.owner, batch.holes)   # (B, 1, S, S)
         known = 1 - hole
-        noise = randn_batch(tuple(batch.x.shape[1:]), self.seed, MEASUREMENT_STEP, batch.names)
+        noise = randn_batch(tuple(batch.x.shape[1:]), self.seed, "measurement", -1, batch.names)
         y = measure(PixelMask(known), batch.x, self.sigma_y, noise * known)   # noise only where measured
         self.register_buffer("known", known, persistent=False)
         self.register_buffer("y", y, persistent=False)
@@ -192,10 +187,9 @@ class InpaintTask(DreamSamplerTask):
         return generator
 
     # ------------------------------------------------------------------ the steps
-    def init_state(self) -> Tensor:
-        """Unconditional DDIM inversion of E(A^T y) (the official start)."""
-        bb = self.backbone
-        return self.start_from_inversion(bb.encode(self.known * self.y), bb.encode_text([self.null_prompt]))
+    def start(self, batch: InpaintBatch) -> Tensor:
+        """Unconditional inversion of E(A^T y) (the official start)."""
+        return self.inversion_start(self.backbone.encode(self.known * self.y), self.null_prompt)
 
     def is_ds_step(self, step: dict) -> bool:
         i = int(step["step"])
@@ -210,10 +204,9 @@ class InpaintTask(DreamSamplerTask):
     def ds_targets(self, z_t: Tensor, step: dict) -> Targets:
         """TReg's two-step data consistency on z0(c_∅), each hole composited with its own prompt's z0 (eq. 20)."""
         bb, b, owner, ab = self.backbone, z_t.shape[0], self.prompt_owner, float(step["alpha_bar_t"])
-        eps = bb.eps(torch.cat([z_t, z_t[owner]]), step["t"],
-                     bb.encode_text([self.null_prompt] * b + self.inpaint_batch.prompts))
-        eps_uc, eps_c = eps[:b], eps[b:]
-        z0_uc, z0_c = z0_hat(z_t, eps_uc, ab), z0_hat(z_t[owner], eps_c, ab)
+        out = self.denoise(torch.cat([z_t, z_t[owner]]), step,
+                           bb.encode_text([self.null_prompt] * b + self.inpaint_batch.prompts))
+        eps_uc, z0_uc, z0_c = out.eps[:b], out.z0[:b], out.z0[b:]
         start = z0_uc
         if self.treg_omega is not None:       # TReg: text guidance mixed into the data-consistency start
             mean_c = torch.zeros_like(z0_uc).index_add_(0, owner, z0_c) / torch.bincount(owner, minlength=b).view(
@@ -225,17 +218,17 @@ class InpaintTask(DreamSamplerTask):
         hole = torch.zeros_like(z0[:, :1]).index_add_(0, owner, self.latent_holes)          # 1 - prod_k M_k
         guided = torch.zeros_like(z0).index_add_(0, owner, self.latent_holes * ab * z0_c)
         z0 = (1 - hole) * z0 + hole * (1 - ab) * z0 + guided
-        noise = randn_batch(tuple(z_t.shape[1:]), self.seed, int(step["step"]), self.sample_names, device=z_t.device)
+        noise = randn_batch(tuple(z_t.shape[1:]), self.seed, "renoise", int(step["step"]), self.sample_names,
+                            device=z_t.device)
         return Targets(z0=z0, eps_renoise=(1 - ab) ** 0.5 * eps_uc + ab ** 0.5 * noise)
 
     def dps_targets(self, z_t: Tensor, step: dict) -> Targets:
         """DPS: z0_hat - d||y - A D(z0_hat)||_2 / dz_t (through the UNet and the decoder), renoised with eps_uc."""
-        bb, ab = self.backbone, step["alpha_bar_t"]
-        eps_uc = bb.eps(z_t, step["t"], bb.encode_text([self.null_prompt] * z_t.shape[0]), grad=True)
-        z0 = z0_hat(z_t, eps_uc, ab)
-        residual = (self.known * (self.y - bb.decode(z0, grad=True))).flatten(1).norm(dim=1).sum()
+        bb = self.backbone
+        out = self.denoise(z_t, step, bb.encode_text([self.null_prompt] * z_t.shape[0]), grad=True)
+        residual = (self.known * (self.y - bb.decode(out.z0, grad=True))).flatten(1).norm(dim=1).sum()
         (grad,) = torch.autograd.grad(residual, z_t)
-        return Targets(z0=z0 - grad, eps_renoise=eps_uc)
+        return Targets(z0=out.z0 - grad, eps_renoise=out.eps)
 
     # ------------------------------------------------------------------ results
     def result_images(self) -> dict[str, Tensor]:

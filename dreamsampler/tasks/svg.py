@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor
 
-from ..core import Term, cfg, squared_error, z0_hat
+from ..core import Denoised, Term, cfg, squared_error
 from ..data.checks import exactly_one, file_exists, prompt_ok, unknown_keys
 from ..errors import InputError
 from ..generators import SVGGenerator
@@ -27,8 +27,6 @@ from .base import DreamSamplerTask, Targets
 
 #: The paper's prompt suffix for c_y (Sec. 4.1, footnote 5).
 PAPER_SUFFIX = ", minimal flat 2d vector icon. lineal color. on a white background. trending on artstation."
-#: ``rng`` step of the measurement noise (fit steps are >= 0, the initial circles use -1).
-MEASUREMENT_STEP = -2
 
 
 def paper_adam(params: Any) -> torch.optim.Optimizer:
@@ -90,6 +88,8 @@ class TextToSVGTask(DreamSamplerTask):
 
     stop_on_nonfinite = True        # Adam on raster gradients can diverge: stop with the step named
 
+    fit_needs = "`prompt` (or `samples`)"
+
     def __init__(self, prompt: str | None = None, samples: list[SVGSample] | None = None,
                  prompt_suffix: str = PAPER_SUFFIX, null_prompt: str = "", omega: float = 7.5, size: int = 512,
                  paths: int = 128, segments: int = 4, raster_samples: int = 2, lr_points: float = 1.0,
@@ -112,7 +112,7 @@ class TextToSVGTask(DreamSamplerTask):
         if prompt is not None and samples:
             raise InputError("give either `prompt` or `samples`, not both")
         self._fit_items = samples or ([SVGSample(prompt)] if prompt is not None else [])
-        self._fit_batch = self.load_batch(self._fit_items) if self._fit_items else None
+        self.fit_batch = self.load_batch(self._fit_items) if self._fit_items else None
 
     # ------------------------------------------------------------------ samples
     def check_item(self, item: dict) -> list[str]:
@@ -132,17 +132,12 @@ class TextToSVGTask(DreamSamplerTask):
             raise InputError(f"the samples' names must be unique (they name the outputs), got {names}")
         return SVGBatch(names, [s.prompt + self.prompt_suffix for s in samples], [s.init_svg for s in samples])
 
-    def fit_batch(self) -> SVGBatch:
-        if self._fit_batch is None:
-            raise InputError(f"{type(self).__name__} needs `prompt` (or `samples`) to fit")
-        return self._fit_batch
-
     def build_generator(self, batch: SVGBatch) -> SVGGenerator:
         self.svg_batch = batch
         return SVGGenerator(len(batch.names), self.paths, self.segments, self.size, self.size,
                             self.raster_samples, self.lr_points, self.lr_colors)
 
-    def init_state(self) -> Tensor:
+    def start(self, batch: SVGBatch) -> Tensor:
         """psi: the paper's circles (seeded per sample) or the given SVG files; eps_tilde ~ N(0, I) (Alg. 2)."""
         gen, files = self.generator, self.svg_batch.init_svgs
         gen.init_circles(self.seed, self.sample_names, self.radius)
@@ -150,16 +145,15 @@ class TextToSVGTask(DreamSamplerTask):
             if not all(files):
                 raise InputError("init_svg must be given for every sample of a batch or for none")
             gen.init_from_svg(files)
-        return self.start_from_noise()
+        return self.noise_start()
 
     # ------------------------------------------------------------------ the step
     def targets(self, z_t: Tensor, step: dict) -> Targets:
-        """One UNet call on [null × B, c_y × B]; CFG Tweedie target, renoising with the guided eps (Alg. 2)."""
-        bb, b = self.backbone, z_t.shape[0]
-        eps_uc, eps_c = bb.eps(z_t.repeat(2, 1, 1, 1), step["t"],
-                               bb.encode_text([self.null_prompt] * b + self.svg_batch.prompts)).chunk(2)
-        eps_hat = cfg(eps_uc, eps_c, self.omega)
-        return Targets(z0=z0_hat(z_t, eps_hat, step["alpha_bar_t"]), eps_renoise=eps_hat)
+        """One denoiser call on [null × B, c_y × B]; CFG Tweedie target, renoising with the guided eps (Alg. 2)."""
+        cond = self.backbone.encode_text([self.null_prompt] * z_t.shape[0] + self.svg_batch.prompts)
+        uc, c = self.denoise(z_t.repeat(2, 1, 1, 1), step, cond).chunk(2)
+        guided = Denoised.combine(cfg, uc, c, self.omega)
+        return Targets(z0=guided.z0, eps_renoise=guided.eps)
 
     def sds_weight(self, step: dict) -> float:
         return self.lambda_sds
@@ -185,8 +179,8 @@ class TextToSVGTask(DreamSamplerTask):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Write ``checkpoints/last.svg`` (or ``last_<name>.svg`` per sample) with every checkpoint, atomically:
         a stopped run always leaves a usable SVG."""
-        cb = self._trainer.checkpoint_callback if self._trainer is not None else None
-        if cb is None or not cb.dirpath or not self._trainer.is_global_zero:
+        cb = self.trainer.checkpoint_callback if self.attached() else None
+        if cb is None or not cb.dirpath or not self.trainer.is_global_zero:
             return
         for b, name in enumerate(self.sample_names):
             file = "last.svg" if len(self.sample_names) == 1 else f"last_{name}.svg"
@@ -202,12 +196,14 @@ class SVGReconstructTask(TextToSVGTask):
             measurement file y (its size must be the operator's output size for the canvas). For several:
             ``samples`` of ``{prompt, image | measurement, init_svg?, name?}``.
         operator: the measurement operator A (default ×8 bicubic down-sampling), on images in [0, 1].
-        sigma_y: measurement noise added to A x (seeded by ``(seed, -2, sample)``).
+        sigma_y: measurement noise added to A x (keyed ``(seed, "measurement", -1, sample)``).
         lambda_dc: weight of the data-consistency term.
-        gamma: the trade-off of eq. (21); None (default) is alpha_bar_t, as the paper found works well.
+        gamma: the trade-off of eq. (21); None (default) is alpha_bar_t (the step's signal fraction a²/(a²+s²)), as
+            the paper found works well.
         (other arguments: see ``TextToSVGTask``)
     """
 
+    fit_needs = "`prompt` with `image` or `measurement` (or `samples`)"
     item_keys = ("prompt", "image", "measurement", "init_svg")
 
     def __init__(self, prompt: str | None = None, image: str | None = None, measurement: str | None = None,
@@ -254,7 +250,7 @@ class SVGReconstructTask(TextToSVGTask):
             if s.image is not None:
                 x = load_image(s.image, self.size)
                 truths.append(x)
-                noise = (randn((1, 3, *out_hw), self.seed, MEASUREMENT_STEP, name) if self.sigma_y > 0 else None)
+                noise = (randn((1, 3, *out_hw), self.seed, "measurement", -1, name) if self.sigma_y > 0 else None)
                 ys.append(measure(self.operator, x, self.sigma_y, noise))
             else:
                 y = load_image(s.measurement)
