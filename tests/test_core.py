@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from diffusers import DDIMInverseScheduler, DDIMScheduler, FlowMatchEulerDiscreteScheduler
+from diffusers import DDIMInverseScheduler, FlowMatchEulerDiscreteScheduler
 
 from dreamsampler.backbones.presets import sd15_scheduler
 from dreamsampler.core import (CLEAN, Denoised, Level, cfg, ddim_invert, denoised, eta_noise, localized_eps,

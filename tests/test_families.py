@@ -190,3 +190,21 @@ def test_backbone_to_keeps_the_text_cache_usable():
     again = bb.encode_text(["a blue square", "a red circle"])      # one cached, one new prompt
     torch.testing.assert_close(again.tensors["hidden"][1], first[0])
     assert list(bb._text_cache)[-2:] == ["a blue square", "a red circle"]   # still least recently used first
+
+
+def test_channels_last_and_compiled_denoiser_give_the_eager_result():
+    """The speed hooks change how the denoiser runs, not what it computes (same weights, same inputs)."""
+    from dreamsampler.backbones import BackboneOptions
+    from dreamsampler.backbones.presets import tiny_components
+
+    parts = tiny_components()
+    eager = Backbone.from_components(parts)
+    z = torch.randn(3, *eager.latent_shape(SIZE), generator=torch.Generator().manual_seed(1))
+    cond = eager.encode_text(["", "a red circle", "a blue square"])
+    step = eager.schedule(4, SIZE).steps[1]
+    ref = eager.denoise(z, step["t"], cond)       # before the shared modules are converted to channels-last
+    fast = Backbone.from_components(parts, options=BackboneOptions(compile=True, channels_last=True))
+    out = fast.denoise(z, step["t"], cond)
+    torch.testing.assert_close(out.eps, ref.eps, rtol=1e-4, atol=1e-5)
+    assert fast.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert isinstance(fast._net, torch._dynamo.eval_frame.OptimizedModule)

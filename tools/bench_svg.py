@@ -20,7 +20,6 @@ from dreamsampler.backbones import Backbone
 from dreamsampler.cli import quiet_startup
 from dreamsampler.core import renoise
 from dreamsampler.tasks import TextToSVGTask
-from dreamsampler.tasks.base import _as_list
 
 
 def best_ms(fn, device: torch.device, repeats: int) -> float:
@@ -56,9 +55,8 @@ def main() -> None:
     task = TextToSVGTask(samples=[{"prompt": "a red circle", "name": f"s{i}"} for i in range(args.batch)],
                          prompt_suffix="", size=args.size, paths=args.paths, backbone=args.preset, nfe=50)
     task.backbone = bb
-    task.begin(task.fit_batch())
     task.to(device)
-    task.initialize()
+    task.prepare_batch(task.fit_batch)
     step = next(iter(task.reverse_schedule()))
     gen = task.generator
 
@@ -71,8 +69,8 @@ def main() -> None:
         bb.encode(image * 2 - 1, grad=True).sum().backward()
 
     with torch.no_grad():
-        z_t = renoise(task.encode_generated(gen()), task.eps_tilde, step["alpha_bar_t"])
-    opts = _as_list(task.configure_optimizers())
+        z_t = renoise(task.encode_generated(gen()), task.eps_tilde, step["level_t"])
+    opts, _ = task.make_optimizers()
     rows = [
         ("rasterizer forward", lambda: gen()),
         ("rasterizer forward+backward", raster_fb),
@@ -85,7 +83,7 @@ def main() -> None:
           f"batch={args.batch} threads={torch.get_num_threads()}")
     timed = [(name, best_ms(fn, device, args.repeats)) for name, fn in rows]
     total = timed[-1][1]
-    print(f"| part | ms | share of a step |\n|---|---|---|")
+    print("| part | ms | share of a step |\n|---|---|---|")
     for name, ms in timed:
         print(f"| {name} | {ms:.1f} | {100 * ms / total:.0f} % |")
 

@@ -50,8 +50,10 @@ class BackboneOptions:
     Args:
         vae_dtype: dtype of the VAE; default: the backbone dtype, except fp32 for SDXL (its VAE overflows to NaN in
             fp16).
-        compile: ``torch.compile`` the denoiser call (shapes are fixed within a run): ``true`` or a mode, e.g.
-            ``reduce-overhead`` (CUDA graphs) or ``max-autotune-no-cudagraphs``.
+        compile: ``torch.compile`` the denoiser call (shapes are fixed within a run; an edit has two, the
+            inversion's and the sampling's batch): ``true`` (inductor) or one of its modes, e.g. ``reduce-overhead``
+            (inductor + CUDA graphs) or ``max-autotune-no-cudagraphs``; or ``cudagraphs`` (CUDA graphs of the eager
+            kernels, no code generation: quick to build).
         channels_last: channels-last memory format for the convolutional networks (UNet, VAE).
         guidance: Flux's distilled guidance embedding (FLUX.1-dev: 3.5); ignored by models without one.
         text_encoder_3: SD3: load the T5 encoder (False: zeros in its place, as diffusers allows; saves ~10 GB).
@@ -127,7 +129,9 @@ class Backbone:
         self.vae_scale_factor = 2 ** (len(cfg.block_out_channels) - 1)
         self.num_train_timesteps = int(self.scheduler.config.num_train_timesteps)
         self._net = self.denoiser
-        if options.compile:
+        if options.compile == "cudagraphs":         # CUDA graphs alone: no code generation, quick to build
+            self._net = torch.compile(self.denoiser, backend="cudagraphs", dynamic=False)
+        elif options.compile:
             mode = None if options.compile is True else str(options.compile)
             self._net = torch.compile(self.denoiser, mode=mode, dynamic=False)
         self._text_cache: OrderedDict[str, dict[str, Tensor]] = OrderedDict()   # least recently used first
@@ -214,7 +218,9 @@ class Backbone:
             z_in = z_t.to(self.device, self.dtype)
             z_in = z_in.contiguous(memory_format=torch.channels_last if self.options.channels_last
                                    else torch.contiguous_format)   # expanded inputs hit a slow conv path
-            out = self._forward(z_in, t, cond).to(z_t.dtype)
+            out = self._forward(z_in, t, cond)
+            # a compiled call may hand out a CUDA-graph buffer that its next replay overwrites: own the result
+            out = out.to(z_t.dtype, copy=self._net is not self.denoiser)
             return denoised(out, z_t, level, self.prediction_type)
 
     def eps(self, z_t: Tensor, t: Any, cond: Cond, grad: bool = False) -> Tensor:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 
@@ -23,6 +22,11 @@ def squared_error(a: Tensor, b: Tensor) -> Tensor:
 
 
 def total_loss(terms: dict[str, Term]) -> Tensor:
-    """``sum_terms sum_samples weight * value``: samples never mix, so each sample's gradient is its own."""
-    return sum((torch.as_tensor(t.weight, dtype=t.value.dtype, device=t.value.device) * t.value).sum()
-               for t in terms.values())
+    """``sum_terms sum_samples weight * value``: samples never mix, so each sample's gradient is its own. A float or
+    0-dim host weight multiplies as a scalar (no host-to-device copy per step); a (B,) weight moves to the values."""
+    def weighted(t: Term) -> Tensor:
+        w = t.weight
+        if isinstance(w, Tensor) and w.dim() > 0:
+            w = w.to(t.value)
+        return (w * t.value).sum()
+    return sum(weighted(t) for t in terms.values())

@@ -1,6 +1,6 @@
 """Thin LightningModules, one per application, on the step contract of ``DreamSamplerTask``."""
 
-from .base import DreamSamplerTask, Targets, proximal_sgd
+from .base import DreamSamplerTask, Targets, ValidatedTask, proximal_sgd
 from .edit import EditSample, EditTask, Region
 from .generate import GenerateSample, GenerateTask
 from .inpaint import Hole, InpaintSample, InpaintTask
@@ -8,4 +8,4 @@ from .svg import SVGReconstructTask, SVGSample, TextToSVGTask
 
 __all__ = ["DreamSamplerTask", "EditSample", "EditTask", "GenerateSample", "GenerateTask", "Hole", "InpaintSample",
            "InpaintTask", "Region",
-           "SVGReconstructTask", "SVGSample", "Targets", "TextToSVGTask", "proximal_sgd"]
+           "SVGReconstructTask", "SVGSample", "Targets", "TextToSVGTask", "ValidatedTask", "proximal_sgd"]

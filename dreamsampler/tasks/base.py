@@ -253,6 +253,13 @@ class DreamSamplerTask(L.LightningModule):
             self.eps_tilde.copy_(self.start(self._batch))
             self.initialized.fill_(True)
 
+    def prepare_batch(self, batch: Any) -> None:
+        """Open a loaded batch on the task's device and start it: what ``predict`` does for every batch (and what a
+        script that steps a task by hand calls, e.g. ``tools/bench_svg.py``)."""
+        self._open(batch)
+        self.to(self.device)
+        self._start()
+
     def encode_generated(self, g_out: Tensor) -> Tensor:
         """E(g(psi)): identity for latent generators, the VAE encoder for image generators (with gradient)."""
         if getattr(self.generator, "outputs_latent", False):
@@ -264,10 +271,6 @@ class DreamSamplerTask(L.LightningModule):
 
     def train_dataloader(self) -> ReverseSchedule:
         return self.reverse_schedule()
-
-    def val_dataloader(self) -> list[int]:
-        """One "batch" for a task's ``validation_step``: the current result (Lightning asks only if it has one)."""
-        return [0]
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         """Schedule batches are a few scalars: keep them on the host, so reading t or a level never waits
@@ -284,12 +287,13 @@ class DreamSamplerTask(L.LightningModule):
         with torch.set_grad_enabled(grad):
             targets = self.targets(z_t.requires_grad_(grad), step)
         targets = Targets(targets.z0.detach(), targets.eps_renoise.detach())
+        params = [p for opt in optimizers for group in opt.param_groups for p in group["params"]]
         for k in range(self.inner_steps):
             if k:
                 g_out = self.generator()
                 latent = self.encode_generated(g_out)
-            for opt in optimizers:
-                opt.zero_grad(set_to_none=True)
+            for p in params:                     # = zero_grad(set_to_none=True), without its per-call wrapper
+                p.grad = None
             terms = self.terms(g_out, latent, targets, step)
             loss = total_loss(terms)
             if self.stop_on_nonfinite and not bool(torch.isfinite(loss)):
@@ -334,8 +338,11 @@ class DreamSamplerTask(L.LightningModule):
 
     def training_step(self, step: dict, batch_idx: int) -> None:
         logs = self.dream_step(step, _as_list(self.optimizers()), _as_list(self.lr_schedulers()))
-        self.log_dict(logs, batch_size=1)
-        self.log("t", step["t"].float(), prog_bar=True, logger=False, batch_size=1)
+        # Lightning's `log` costs about a millisecond a call (a tiny model's whole step is a few): log at the
+        # loggers' cadence, when they write, and at the last step, not in between
+        if (batch_idx + 1) % self.trainer.log_every_n_steps == 0 or batch_idx + 1 == len(self.schedule):
+            self.log_dict(logs, batch_size=1)
+            self.log("t", step["t"].float(), prog_bar=True, logger=False, batch_size=1)
 
     def make_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[Any]]:
         """The optimizer over the generator's parameter groups and the optional LR scheduler (fit and predict)."""
@@ -369,9 +376,7 @@ class DreamSamplerTask(L.LightningModule):
         return [result for item in items for result in self.predict_samples([item])]
 
     def _predict_batch(self, items: list[dict]) -> list[dict]:
-        self._open(self.load_batch(items))
-        self.to(self.device)
-        self._start()
+        self.prepare_batch(self.load_batch(items))
         optimizers, schedulers = self.make_optimizers()
         with torch.enable_grad():
             for step in self.reverse_schedule():
@@ -392,3 +397,21 @@ class DreamSamplerTask(L.LightningModule):
     def decode_latent(self, z: Tensor) -> Tensor:
         """Image (B, 3, H, W) in [0, 1] from a latent."""
         return ((self.backbone.decode(z) + 1) / 2).clamp(0, 1)
+
+
+class ValidatedTask(DreamSamplerTask):
+    """A task whose result ``dreamsampler validate`` (and the end of ``fit``) scores: it implements
+    ``val_metrics()``, logged as one validation "batch" (the current result)."""
+
+    def val_metrics(self) -> dict[str, Tensor]:
+        """Named scalar metrics of the current result (e.g. faithfulness to the source)."""
+        raise NotImplementedError
+
+    def val_dataloader(self) -> list[int]:
+        return [0]
+
+    def validation_step(self, batch: int, batch_idx: int) -> None:
+        if not bool(self.initialized):
+            raise InputError("nothing to validate: the run has no result yet (pass --ckpt_path with a checkpoint "
+                             "of this run, e.g. --ckpt_path last)")
+        self.log_dict(self.val_metrics(), batch_size=len(self.sample_names))

@@ -12,12 +12,12 @@ from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio as psnr
 from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
-from ..core import Denoised, cfg, localized_eps
+from ..core import cfg, localized_eps
 from ..data.checks import check_parts, exactly_one, file_exists, prompt_ok, unknown_keys
 from ..errors import InputError
 from ..generators import LatentGenerator
 from ..io.images import box_mask, check_image_size, load_image, load_mask, resize_image, to_latent_mask
-from .base import DreamSamplerTask, Targets
+from .base import Targets, ValidatedTask
 
 
 @dataclass
@@ -55,9 +55,12 @@ class EditBatch:
     masks: Tensor | None = None         #: (K, 1, S, S), ones for a global prompt
 
 
-def edit_guidance(uncond: Tensor, cond: Tensor, gamma: float, masks: Tensor, owner: Tensor) -> Tensor:
-    """Eqs. (18)-(19) per sample: ``sum_i M_i (eps_uc + gamma (eps_c^i - eps_uc)) + (1 - sum_i M_i) eps_uc`` (the
-    same combination of the z0 estimates gives the target's z0)."""
+def edit_guidance(uncond: Tensor, cond: Tensor, gamma: float, masks: Tensor | None, owner: Tensor) -> Tensor:
+    """Eqs. (18)-(19) per sample: ``sum_i M_i (eps_uc + gamma (eps_c^i - eps_uc)) + (1 - sum_i M_i) eps_uc``; the
+    same affine combination of the z0 estimates is the target's z0 (``Denoised``). ``masks=None``: every sample has
+    one global prompt (``owner`` is 0..B-1), eq. (18) alone."""
+    if masks is None:
+        return cfg(uncond, cond, gamma)
     return localized_eps(uncond, cfg(uncond[owner], cond, gamma), masks, owner)
 
 
@@ -70,7 +73,7 @@ def _sample(item: EditSample | dict) -> EditSample:
     return EditSample(**item)
 
 
-class EditTask(DreamSamplerTask):
+class EditTask(ValidatedTask):
     """DreamSampler image editing (Alg. 3): invert each source with the null prompt, then reverse-sample with the
     guided Tweedie target (eq. 18) as the proximal step and the *unconditional* noise for renoising. B samples
     (each with its own prompts) advance together, every UNet call holding all B null + K prompt rows.
@@ -186,8 +189,9 @@ class EditTask(DreamSamplerTask):
         self.edit_batch = batch
         self.register_buffer("source", batch.source, persistent=False)             # all move with the module
         self.register_buffer("prompt_owner", batch.owner, persistent=False)
-        self.register_buffer("latent_masks", torch.stack([to_latent_mask(m, f) for m in batch.masks]),
-                             persistent=False)
+        is_global = len(batch.prompts) == len(batch.names) and bool((batch.masks == 1).all())
+        self.register_buffer("latent_masks", None if is_global else torch.stack(
+            [to_latent_mask(m, f) for m in batch.masks]), persistent=False)
         return generator
 
     # ------------------------------------------------------------------ the step
@@ -202,8 +206,8 @@ class EditTask(DreamSamplerTask):
         out = self.denoise(torch.cat([z_t, z_t[owner]]), step, cond)
         uc, c = out[:b], out[b:]
         gamma = self.gamma * (float(step["alpha_bar_t"]) if self.scale_gamma_by_alpha_bar else 1.0)
-        guided = Denoised.combine(edit_guidance, uc, c, gamma, self.latent_masks, owner)
-        return Targets(z0=guided.z0, eps_renoise=uc.eps)
+        z0 = edit_guidance(uc.z0, c.z0, gamma, self.latent_masks, owner)   # the guided eps is never needed
+        return Targets(z0=z0, eps_renoise=uc.eps)
 
     # ------------------------------------------------------------------ results
     def result_images(self) -> dict[str, Tensor]:
@@ -220,11 +224,8 @@ class EditTask(DreamSamplerTask):
         return self._result_cache[1]
 
     # ------------------------------------------------------------------ metrics of the result (validate)
-    def validation_step(self, batch: int, batch_idx: int) -> None:
+    def val_metrics(self) -> dict[str, Tensor]:
         """Faithfulness of the edits to their sources (what the edit kept): PSNR and SSIM, logged as ``val/*``."""
-        if not bool(self.initialized):
-            raise InputError("nothing to validate: the run has no result yet (pass --ckpt_path with a checkpoint "
-                             "of this run, e.g. --ckpt_path last)")
         edited = self.result_images()["edited"].to(self.device)
-        self.log_dict({"val/psnr_to_source": psnr(edited, self.source, data_range=1.0),
-                       "val/ssim_to_source": ssim(edited, self.source, data_range=1.0)}, batch_size=edited.shape[0])
+        return {"val/psnr_to_source": psnr(edited, self.source, data_range=1.0),
+                "val/ssim_to_source": ssim(edited, self.source, data_range=1.0)}

@@ -25,7 +25,7 @@ from ..errors import InputError
 from ..io.images import box_mask, load_image, load_mask
 from ..operators import PixelMask, measure, solve_data_consistency
 from ..seeding import randn_batch
-from .base import DreamSamplerTask, Targets
+from .base import Targets, ValidatedTask
 
 #: The paper's protocol holes in a 512² face (rows × cols, half-open), as ``[top, left, bottom, right]``.
 PRESETS = {"eyes": [180, 100, 290, 400], "mouth": [330, 170, 430, 340]}
@@ -84,7 +84,7 @@ def _holes_of(item: dict) -> list | None:
     return [{k: item[k] for k in ("prompt", "mask", "box", "preset") if item.get(k) is not None}]
 
 
-class InpaintTask(DreamSamplerTask):
+class InpaintTask(ValidatedTask):
     """Text-guided inpainting, eq. (20) with TReg's two-step data consistency and DPS steps (official defaults).
 
     Args:
@@ -183,6 +183,8 @@ class InpaintTask(DreamSamplerTask):
         self.register_buffer("known", known, persistent=False)
         self.register_buffer("y", y, persistent=False)
         self.register_buffer("prompt_owner", batch.owner, persistent=False)
+        self.register_buffer("prompts_per_sample", torch.bincount(batch.owner, minlength=len(batch.names)).view(
+            -1, 1, 1, 1).float(), persistent=False)          # counted here: on a GPU bincount waits for the device
         self.register_buffer("latent_holes", batch.holes[:, :, ::f, ::f].contiguous(), persistent=False)
         return generator
 
@@ -209,8 +211,7 @@ class InpaintTask(DreamSamplerTask):
         eps_uc, z0_uc, z0_c = out.eps[:b], out.z0[:b], out.z0[b:]
         start = z0_uc
         if self.treg_omega is not None:       # TReg: text guidance mixed into the data-consistency start
-            mean_c = torch.zeros_like(z0_uc).index_add_(0, owner, z0_c) / torch.bincount(owner, minlength=b).view(
-                -1, 1, 1, 1).to(z0_c)
+            mean_c = torch.zeros_like(z0_uc).index_add_(0, owner, z0_c) / self.prompts_per_sample
             start = (1 - self.treg_omega) * z0_uc + self.treg_omega * mean_c
         x0 = bb.decode(start)
         x = solve_data_consistency(PixelMask(self.known), self.y, x0, self.cg_lambda, self.cg_iters)
@@ -244,14 +245,10 @@ class InpaintTask(DreamSamplerTask):
                 "comparison": torch.cat([meas, out, x], dim=3)}
 
     # ------------------------------------------------------------------ metrics of the result (validate)
-    def validation_step(self, batch: int, batch_idx: int) -> None:
+    def val_metrics(self) -> dict[str, Tensor]:
         """Faithfulness to the measurement on the known pixels: PSNR and SSIM, logged as ``val/*``."""
-        if not bool(self.initialized):
-            raise InputError("nothing to validate: the run has no result yet (pass --ckpt_path with a checkpoint "
-                             "of this run, e.g. --ckpt_path last)")
         out = self.result_images()["inpainted"].to(self.device)
         y = ((self.y + 1) / 2).clamp(0, 1)
         mse = (self.known * (out - y)).pow(2).sum() / (3 * self.known.sum())
-        self.log_dict({"val/known_psnr": 10 * torch.log10(1 / mse),
-                       "val/known_ssim": ssim(self.known * out, self.known * y, data_range=1.0)},
-                      batch_size=out.shape[0])
+        return {"val/known_psnr": 10 * torch.log10(1 / mse),
+                "val/known_ssim": ssim(self.known * out, self.known * y, data_range=1.0)}
