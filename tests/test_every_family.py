@@ -1,11 +1,10 @@
 """Every task runs on every backbone family (tiny presets): one short fit and one 2-sample predict each, with
-finite results of the right size; and a SIGKILL-interrupted edit on tiny-sd3 resumes bit-identically."""
+finite results of the right size. (The SIGKILL resume on tiny-sd3 is a case of ``tests/test_resume.py``.)"""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 
 import lightning as L
 import pytest
@@ -15,8 +14,6 @@ from PIL import Image, ImageDraw
 from dreamsampler.callbacks import WritePredictions
 from dreamsampler.data import Manifest
 from dreamsampler.tasks import EditTask, GenerateTask, InpaintTask, SVGReconstructTask, TextToSVGTask
-from killer import callbacks_yaml, fit_until_killed, kill_step, resume_last
-from conftest import run_cli
 
 FAMILIES = ["tiny", "tiny-xl", "tiny-sd3", "tiny-flux"]
 SIZE = 16
@@ -91,46 +88,3 @@ def test_every_task_fits_and_predicts_on_every_family(app, family, backbones, tm
     written = sorted(p.name for p in (tmp_path / "run" / "predictions").glob("*.png"))
     names = [it.get("name") or os.path.splitext(os.path.basename(it["image"]))[0] for it in items]
     assert all(f"{n}.png" in written for n in names), written
-
-
-KILL_SEED = int(os.environ.get("DREAMSAMPLER_KILL_SEED", "20261202"))
-
-
-def sd3_config(tmp_path, image, name: str, kill_at: int | None = None):
-    cfg = tmp_path / f"{name}.yaml"
-    cfg.write_text(f"""
-model:
-  class_path: dreamsampler.tasks.EditTask
-  init_args:
-    image: {image}
-    prompt: a blue circle
-    size: {SIZE}
-    backbone: tiny-sd3
-    nfe: 16
-    eta: 0.5            # stochastic renoising (eq. 5's flow analog): the noise must survive the restart too
-    inner_steps: 2
-    optimizer:
-      class_path: torch.optim.Adam
-      init_args: {{lr: 0.05, betas: [0.9, 0.9]}}
-trainer:
-  default_root_dir: {tmp_path / ('full' if name == 'full' else 'run')}
-  enable_progress_bar: false
-{callbacks_yaml(kill_at)}checkpoint_every: 2
-""")
-    return cfg
-
-
-def test_sigkill_resume_on_sd3_is_bit_identical(red_circle, tmp_path):
-    kill_at, replay = kill_step(KILL_SEED, "sd3", 3, 15)
-    full = run_cli("fit", "-c", str(sd3_config(tmp_path, red_circle, "full")))
-    assert full.returncode == 0, full.stderr[-3000:]
-    killed = fit_until_killed(sd3_config(tmp_path, red_circle, "killed", kill_at))
-    assert killed.returncode == -signal.SIGKILL, f"{replay} {killed.stderr[-2000:]}"
-    assert not (tmp_path / "run" / "edited.png").exists()
-    resume_last(sd3_config(tmp_path, red_circle, "resume"), replay)
-    ours = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    ref = torch.load(tmp_path / "full" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert ours["global_step"] == ref["global_step"] == 32, replay
-    for key in ("generator.psi", "eps_tilde"):
-        assert torch.equal(ours["state_dict"][key], ref["state_dict"][key]), f"{key} differs {replay}"
-    assert (tmp_path / "run" / "edited.png").read_bytes() == (tmp_path / "full" / "edited.png").read_bytes(), replay

@@ -179,6 +179,13 @@ def test_builtin_single_file_configs_are_the_exact_architectures(family, denoise
     assert round(sum(p.numel() for p in net.parameters()) / 1e6) == millions
     written = {k: net.config[k] for k in (sdxl_configs() if family == "sdxl" else sd3_configs())[denoiser]}
     assert written["sample_size"] == 128
+    # CLIP's own tokenizers (vendored vocabulary), not the presets' word list: the ids every CLIP user knows
+    from transformers import CLIPTokenizer
+
+    assert CLIPTokenizer.from_pretrained(folder / "tokenizer")("a photo of a cat").input_ids == [
+        49406, 320, 1125, 539, 320, 2368, 49407]
+    tok2 = CLIPTokenizer.from_pretrained(folder / "tokenizer_2")
+    assert len(tok2) == 49408 and tok2.pad_token == "!"         # OpenCLIP bigG pads with "!"
 
 
 def test_backbone_to_keeps_the_text_cache_usable():

@@ -40,7 +40,7 @@ model:
     image: {image}
     prompt: a blue circle
     size: 16
-    backbone: tiny
+    backbone: {case.get('backbone', 'tiny')}
     nfe: {case['nfe']}
     inner_steps: {case['inner_steps']}
 {case['extra']}trainer:
@@ -57,9 +57,19 @@ def final_state(run: Path, case: dict) -> dict:
     return ckpt
 
 
-@pytest.mark.parametrize("case", [SGD_ETA, ADAM_INNER], ids=["sgd-eta", "adam-3-inner-steps-lr-schedule"])
+#: a rectified-flow backbone (Core v3): eq. 5's flow analog, Adam with 2 inner steps
+SD3_ADAM_ETA = dict(nfe=16, inner_steps=2, backbone="tiny-sd3", extra="""    eta: 0.5
+    optimizer:
+      class_path: torch.optim.Adam
+      init_args: {lr: 0.05, betas: [0.9, 0.9]}
+""")
+
+
+@pytest.mark.parametrize("case", [SGD_ETA, ADAM_INNER, SD3_ADAM_ETA],
+                         ids=["sgd-eta", "adam-3-inner-steps-lr-schedule", "sd3-adam-eta"])
 def test_sigkill_then_resume_is_bit_identical(red_circle, tmp_path, case):
-    kill_at, replay = kill_step(KILL_SEED, str(case["inner_steps"]), EVERY + 1, case["nfe"] - 1)
+    kill_at, replay = kill_step(KILL_SEED, f"{case.get('backbone', '')}{case['inner_steps']}", EVERY + 1,
+                                case["nfe"] - 1)
     full = run_cli("fit", "-c", str(write_config(tmp_path, red_circle, "full", case)))
     assert full.returncode == 0, full.stderr[-3000:]
 

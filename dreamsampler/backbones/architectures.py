@@ -17,7 +17,7 @@ from diffusers import (AutoencoderKL, DDIMScheduler, FlowMatchEulerDiscreteSched
                        UNet2DConditionModel)
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, T5Config, T5EncoderModel
 
-from .tokenizer import preset_tokenizer
+from .tokenizer import clip_bpe_tokenizer, preset_tokenizer
 
 _SD_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512),
                layers_per_block=2, down_block_types=("DownEncoderBlock2D",) * 4,
@@ -115,38 +115,34 @@ def sd3_random_components(seed: int = 0, device: str | torch.device | None = Non
 
 
 def write_config_folder(folder: str | Path, family: str) -> Path:
-    """A diffusers folder holding only the configs (+ offline tokenizers) of ``family`` (``sd``, ``sdxl``,
-    ``sd3``): the built-in ``config`` for loading a single-file checkpoint of that family without a download."""
+    """A diffusers folder holding only the configs and the tokenizers of ``family`` (``sd``, ``sdxl``, ``sd3``): the
+    built-in ``config`` a single-file checkpoint of that family loads with, without a download. The tokenizers are
+    CLIP's own (vendored vocabulary; OpenCLIP bigG pads with ``!``). SD3's T5 is left out (its tokenizer is not
+    vendored): such a model runs without T5, or give ``config=`` a folder or hub id that has it."""
     folder = Path(folder)
     cfgs = {"sd": sd15_configs, "sdxl": sdxl_configs, "sd3": sd3_configs}[family]()
     index = {"sd": "StableDiffusionPipeline", "sdxl": "StableDiffusionXLPipeline",
              "sd3": "StableDiffusion3Pipeline"}[family]
-    classes = {"unet": ("diffusers", "UNet2DConditionModel"), "transformer": ("diffusers", "SD3Transformer2DModel"),
-               "vae": ("diffusers", "AutoencoderKL")}
     model_index: dict = {"_class_name": index, "_diffusers_version": "0.42.1"}
+    denoiser, cls = ("transformer", SD3Transformer2DModel) if family == "sd3" else ("unet", UNet2DConditionModel)
     with torch.device("meta"):
-        for key in ("unet", "transformer"):
-            if key in cfgs:
-                net = (UNet2DConditionModel if key == "unet" else SD3Transformer2DModel)(**cfgs[key])
-                net.save_config(folder / key)
-                model_index[key] = list(classes[key])
+        cls(**cfgs[denoiser]).save_config(folder / denoiser)
         AutoencoderKL(**cfgs["vae"]).save_config(folder / "vae")
-    model_index["vae"] = list(classes["vae"])
-    tok = preset_tokenizer(77)
-    for i, key in enumerate(k for k in ("text_encoder", "text_encoder_2", "text_encoder_3") if k in cfgs):
+    model_index[denoiser] = ["diffusers", cls.__name__]
+    model_index["vae"] = ["diffusers", "AutoencoderKL"]
+    for key in ("text_encoder", "text_encoder_2"):
+        if key not in cfgs:
+            continue
         suffix = key.removeprefix("text_encoder")
-        if key == "text_encoder_3":
-            T5Config(**cfgs[key]).save_pretrained(folder / key)
-            model_index[key] = ["transformers", "T5EncoderModel"]
-        else:
-            CLIPTextConfig(**cfgs[key]).save_pretrained(folder / key)
-            with_proj = family == "sd3" or key == "text_encoder_2"
-            model_index[key] = ["transformers", "CLIPTextModelWithProjection" if with_proj else "CLIPTextModel"]
-        tok.save_pretrained(str(folder / f"tokenizer{suffix}"))
+        CLIPTextConfig(**cfgs[key]).save_pretrained(folder / key)
+        with_projection = family == "sd3" or key == "text_encoder_2"
+        model_index[key] = ["transformers", "CLIPTextModelWithProjection" if with_projection else "CLIPTextModel"]
+        clip_bpe_tokenizer(folder / f"tokenizer{suffix}", pad_token="!" if suffix == "_2" else "<|endoftext|>")
         model_index[f"tokenizer{suffix}"] = ["transformers", "CLIPTokenizer"]
     if family == "sd3":
         FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0).save_config(folder / "scheduler")
-        model_index["scheduler"] = ["diffusers", "FlowMatchEulerDiscreteScheduler"]
+        model_index.update(scheduler=["diffusers", "FlowMatchEulerDiscreteScheduler"], text_encoder_3=[None, None],
+                           tokenizer_3=[None, None])
     else:
         sd15_scheduler().save_config(folder / "scheduler")
         model_index["scheduler"] = ["diffusers", "DDIMScheduler"]

@@ -72,6 +72,21 @@ class BackboneOptions:
     zero_empty_prompt: bool | None = None
 
 
+def cast_frozen(net: nn.Module, dtype: torch.dtype) -> None:
+    """Cast a frozen network's weights to ``dtype``, keeping the modules its class lists in
+    ``_keep_in_fp32_modules`` (e.g. T5's ``wo``, which overflows in fp16) in fp32, as loading with a dtype does."""
+    keep = getattr(net, "_keep_in_fp32_modules", None) or []
+    for name, module in net.named_modules():
+        kept = dtype != torch.float32 and any(k in name.split(".") for k in keep)
+        target = torch.float32 if kept else dtype
+        for p in module.parameters(recurse=False):
+            if p.is_floating_point() and p.dtype != target:
+                p.data = p.data.to(target)
+        for key, buffer in module.named_buffers(recurse=False):
+            if buffer.is_floating_point() and buffer.dtype != target:
+                setattr(module, key, buffer.to(target))
+
+
 def tokenize(tokenizer: Any, prompts: list[str], max_length: int | None = None) -> Tensor:
     """Padded token ids (N, L) of ``prompts``; warns once per prompt that is truncated."""
     max_length = int(max_length or tokenizer.model_max_length)
@@ -116,9 +131,7 @@ class Backbone:
         self.scheduler = self.components["scheduler"]
         for net in self.nets():
             net.requires_grad_(False).eval()
-            target = self.vae_dtype if net is self.vae else self.dtype
-            if net.dtype != target:
-                net.to(dtype=target)
+            cast_frozen(net, self.vae_dtype if net is self.vae else self.dtype)
             net.to(self.device)
             if options.channels_last and any(isinstance(m, nn.Conv2d) for m in net.modules()):
                 net.to(memory_format=torch.channels_last)

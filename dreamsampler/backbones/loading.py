@@ -7,8 +7,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from diffusers import FluxTransformer2DModel, SD3Transformer2DModel, UNet2DConditionModel
@@ -88,6 +89,20 @@ def load_backbone(source: str = "shapes", dtype: DType = "fp32", device: str | t
     return Backbone.from_components(_from_pretrained(source, DTYPES[dtype], options), name=source, **kw)
 
 
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Loading a pipeline makes transformers import image processors the backbone never uses, each warning that
+    torchvision is missing: keep transformers at error level meanwhile."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
 def _from_pretrained(source: str, torch_dtype: torch.dtype, options: BackboneOptions) -> dict[str, Any]:
     """The components of a diffusers folder or hub repository (the pipeline class named in model_index.json)."""
     from diffusers import DiffusionPipeline   # imported here: it pulls in every pipeline module
@@ -99,8 +114,9 @@ def _from_pretrained(source: str, torch_dtype: torch.dtype, options: BackboneOpt
             skip["requires_safety_checker"] = False
         if not options.text_encoder_3 and "text_encoder_3" in index:
             skip.update(text_encoder_3=None, tokenizer_3=None)
-        pipe = DiffusionPipeline.from_pretrained(source, low_cpu_mem_usage=_LOW_CPU_MEM,
-                                                 **{_DTYPE_KW: torch_dtype}, **skip)
+        with _quiet_transformers():
+            pipe = DiffusionPipeline.from_pretrained(source, low_cpu_mem_usage=_LOW_CPU_MEM,
+                                                     **{_DTYPE_KW: torch_dtype}, **skip)
     except (OSError, ValueError, EnvironmentError) as err:
         raise BackboneError(f"could not load backbone {source!r}: {err}") from err
     return _components(pipe)
@@ -144,13 +160,14 @@ def _single_file(path: Path, torch_dtype: torch.dtype, config: str | None, optio
     pipeline = {"sd": StableDiffusionPipeline, "sdxl": StableDiffusionXLPipeline,
                 "sd3": StableDiffusion3Pipeline}[family]
     extra: dict[str, Any] = {"safety_checker": None, "requires_safety_checker": False} if family == "sd" else {}
-    if family == "sd3" and not options.text_encoder_3:
+    if family == "sd3" and (config is None or not options.text_encoder_3):   # the built-in config has no T5
         extra.update(text_encoder_3=None, tokenizer_3=None)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = config or str(write_config_folder(Path(tmp) / family, family))
         try:
-            pipe = pipeline.from_single_file(str(path), config=cfg, local_files_only=True,
-                                             **{_DTYPE_KW: torch_dtype}, **extra)
+            with _quiet_transformers():
+                pipe = pipeline.from_single_file(str(path), config=cfg, local_files_only=True,
+                                                 **{_DTYPE_KW: torch_dtype}, **extra)
         except Exception as err:  # diffusers raises many kinds here; name the file and what to try
             hint = (" (a checkpoint without its text encoders needs config= a diffusers folder or hub id that has "
                     "them)" if family == "sd3" else "")

@@ -1,4 +1,5 @@
-"""Offline CLIP tokenizer files: a small whole-word BPE vocabulary written by code, no download.
+"""Offline CLIP tokenizer files, no download: CLIP's own 49 408-token vocabulary (for real weights loaded from a single
+file), and a small whole-word BPE vocabulary written by code (for the presets and the shipped shapes prior).
 
 `transformers.CLIPTokenizer` needs a ``vocab.json`` and a ``merges.txt``. For the tiny presets and the shipped
 shapes prior we build a valid BPE whose merges assemble each word of a given word list left to right. BPE
@@ -9,7 +10,9 @@ was trained with exactly these files, so the algorithm is kept as is (changing i
 
 from __future__ import annotations
 
+import gzip
 import json
+import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -68,7 +71,36 @@ PRESET_WORDS = (
 
 def preset_tokenizer(max_length: int) -> CLIPTokenizer:
     """The offline tokenizer of the presets (``PRESET_WORDS``), padded to ``max_length`` tokens."""
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         return write_clip_tokenizer(Path(tmp), PRESET_WORDS, max_length=max_length)
+
+
+#: CLIP's byte-pair merge list, vendored (see ``assets/clip_bpe/README.md``).
+CLIP_BPE = Path(__file__).resolve().parent.parent / "assets" / "clip_bpe" / "bpe_simple_vocab_16e6.txt.gz"
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's reversible map of the 256 byte values to printable characters (bytes that are printable map to
+    themselves, the others to the code points from 256 on, in order)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    others = [b for b in range(256) if b not in printable]
+    return {**{b: chr(b) for b in printable}, **{b: chr(256 + i) for i, b in enumerate(others)}}
+
+
+def clip_bpe_tokenizer(folder: str | Path | None = None, pad_token: str = EOS, max_length: int = 77) -> CLIPTokenizer:
+    """CLIP's real tokenizer (the one of openai/clip-vit-large-patch14 and OpenCLIP bigG) from the vendored merge
+    list: the byte alphabet, each with ``</w>``, the 48 894 merges, then ``<|startoftext|>`` / ``<|endoftext|>``.
+    ``pad_token``: ``<|endoftext|>`` for CLIP-L, ``!`` for the OpenCLIP bigG encoder of SDXL and SD3. Written to
+    ``folder`` (a temporary one when None) and loaded from there."""
+    merges = gzip.open(CLIP_BPE).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
+    alphabet = list(_bytes_to_unicode().values())
+    tokens = alphabet + [c + "</w>" for c in alphabet] + ["".join(m.split()) for m in merges] + [BOS, EOS]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(folder or tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
+        (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+        tok = CLIPTokenizer(str(out / "vocab.json"), str(out / "merges.txt"), model_max_length=max_length,
+                            pad_token=pad_token)
+        tok.save_pretrained(str(out))
+        return tok
