@@ -1,10 +1,11 @@
 """Thin LightningModules, one per application, on the step contract of ``DreamSamplerTask``."""
 
-from .base import DreamSamplerTask, Targets, ValidatedTask, proximal_sgd
+from .base import DreamSamplerTask, Targets, proximal_sgd
 from .edit import EditSample, EditTask, Region
 from .generate import GenerateSample, GenerateTask
 from .inpaint import Hole, InpaintSample, InpaintTask
 from .svg import SVGReconstructTask, SVGSample, TextToSVGTask
+from .validated import ValidatedTask
 
 __all__ = ["DreamSamplerTask", "EditSample", "EditTask", "GenerateSample", "GenerateTask", "Hole", "InpaintSample",
            "InpaintTask", "Region",

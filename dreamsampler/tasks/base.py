@@ -398,20 +398,3 @@ class DreamSamplerTask(L.LightningModule):
         """Image (B, 3, H, W) in [0, 1] from a latent."""
         return ((self.backbone.decode(z) + 1) / 2).clamp(0, 1)
 
-
-class ValidatedTask(DreamSamplerTask):
-    """A task whose result ``dreamsampler validate`` (and the end of ``fit``) scores: it implements
-    ``val_metrics()``, logged as one validation "batch" (the current result)."""
-
-    def val_metrics(self) -> dict[str, Tensor]:
-        """Named scalar metrics of the current result (e.g. faithfulness to the source)."""
-        raise NotImplementedError
-
-    def val_dataloader(self) -> list[int]:
-        return [0]
-
-    def validation_step(self, batch: int, batch_idx: int) -> None:
-        if not bool(self.initialized):
-            raise InputError("nothing to validate: the run has no result yet (pass --ckpt_path with a checkpoint "
-                             "of this run, e.g. --ckpt_path last)")
-        self.log_dict(self.val_metrics(), batch_size=len(self.sample_names))

@@ -17,7 +17,8 @@ from ..data.checks import check_parts, exactly_one, file_exists, prompt_ok, unkn
 from ..errors import InputError
 from ..generators import LatentGenerator
 from ..io.images import box_mask, check_image_size, load_image, load_mask, resize_image, to_latent_mask
-from .base import Targets, ValidatedTask
+from .base import Targets
+from .validated import ValidatedTask
 
 
 @dataclass

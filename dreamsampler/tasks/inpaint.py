@@ -25,7 +25,8 @@ from ..errors import InputError
 from ..io.images import box_mask, load_image, load_mask
 from ..operators import PixelMask, measure, solve_data_consistency
 from ..seeding import randn_batch
-from .base import Targets, ValidatedTask
+from .base import Targets
+from .validated import ValidatedTask
 
 #: The paper's protocol holes in a 512² face (rows × cols, half-open), as ``[top, left, bottom, right]``.
 PRESETS = {"eyes": [180, 100, 290, 400], "mouth": [330, 170, 430, 340]}
