@@ -39,10 +39,3 @@ class Cond:
     def stack(rows: Sequence[dict[str, Tensor]]) -> "Cond":
         """One ``Cond`` from per-prompt rows (each a dict of tensors without the row dimension)."""
         return Cond({k: torch.stack([r[k] for r in rows]) for k in rows[0]})
-
-    def row(self, i: int) -> dict[str, Tensor]:
-        return {k: v[i] for k, v in self.tensors.items()}
-
-    def to(self, device: torch.device, dtype: torch.dtype | None = None) -> "Cond":
-        cast = lambda v: v.to(device, dtype) if dtype is not None and v.is_floating_point() else v.to(device)  # noqa: E731
-        return Cond({k: cast(v) for k, v in self.tensors.items()})

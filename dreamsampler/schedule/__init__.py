@@ -1,8 +1,8 @@
 """Reverse schedules: timesteps and noise levels from the model's own scheduler (pure), the resumable loader."""
 
 from .loader import ReverseSchedule
-from .timesteps import (Pairing, Schedule, Spacing, alpha_bar, ddim_timesteps, flow_schedule, flow_timesteps,
+from .timesteps import (Pairing, Schedule, Spacing, ddim_timesteps, flow_schedule, flow_timesteps,
                         reverse_steps, vp_schedule)
 
-__all__ = ["Pairing", "ReverseSchedule", "Schedule", "Spacing", "alpha_bar", "ddim_timesteps", "flow_schedule",
+__all__ = ["Pairing", "ReverseSchedule", "Schedule", "Spacing", "ddim_timesteps", "flow_schedule",
            "flow_timesteps", "reverse_steps", "vp_schedule"]

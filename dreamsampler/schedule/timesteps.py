@@ -109,11 +109,6 @@ def reverse_steps(ts: Sequence[float], levels: Sequence[Level], final: Level) ->
             for i, (t, lv, (tp, lp)) in enumerate(zip(ts, levels, nxt))]
 
 
-def alpha_bar(alphas_cumprod: Tensor, t: int, final_alpha_cumprod: float) -> float:
-    """``alpha_bar_t`` of the scheduler, and ``final_alpha_cumprod`` for t < 0 (the step after the last)."""
-    return float(final_alpha_cumprod) if t < 0 else float(alphas_cumprod[t])
-
-
 def _check_nfe(nfe: int, num_train_timesteps: int) -> None:
     if not isinstance(nfe, int) or isinstance(nfe, bool) or nfe <= 0:
         raise ValueError(f"nfe must be a positive integer, got {nfe!r}")
