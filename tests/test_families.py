@@ -215,3 +215,12 @@ def test_channels_last_and_compiled_denoiser_give_the_eager_result():
     torch.testing.assert_close(out.eps, ref.eps, rtol=1e-4, atol=1e-5)
     assert fast.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     assert isinstance(fast._net, torch._dynamo.eval_frame.OptimizedModule)
+
+
+def test_bad_pairing_and_vae_dtype_are_one_clear_error(red_circle):
+    from dreamsampler.backbones import BackboneOptions
+
+    with pytest.raises(InputError, match="pairing must be 'diffusers' or 'official', got 'ddim'"):
+        EditTask(image=str(red_circle), prompt="a blue circle", size=SIZE, backbone="tiny", pairing="ddim")
+    with pytest.raises(BackboneError, match=r"vae_dtype must be one of \['bf16', 'fp16', 'fp32'\], got 'fp8'"):
+        Backbone.load("tiny", options=BackboneOptions(vae_dtype="fp8"))

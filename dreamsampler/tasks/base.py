@@ -33,11 +33,12 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from ..backbones import Backbone, BackboneOptions, DType
-from ..core import Term, ddim_invert, eta_noise, renoise, squared_error, total_loss
+from ..core import Denoised, Term, ddim_invert, eta_noise, renoise, squared_error, total_loss
 from ..errors import DivergedError, InputError
 from ..generators import LatentGenerator
 from ..schedule import Pairing, ReverseSchedule, Schedule, Spacing
 from ..seeding import randn_batch
+from .dataset import DatasetRuns
 
 #: Trainer precisions that would corrupt the reverse steps (see ``setup``).
 _BAD_PRECISIONS = ("16-mixed", "16", "16-true", "bf16-true", "transformer-engine", "transformer-engine-float16")
@@ -60,7 +61,7 @@ def _as_list(x: Any) -> list:
     return [] if x is None else list(x) if isinstance(x, (list, tuple)) else [x]
 
 
-class DreamSamplerTask(L.LightningModule):
+class DreamSamplerTask(DatasetRuns, L.LightningModule):
     """Base task: a generator ``g`` (an ``nn.Module`` holding psi for B samples) driven through a reverse schedule.
 
     Args:
@@ -184,9 +185,18 @@ class DreamSamplerTask(L.LightningModule):
         return randn_batch(tuple(self.eps_tilde.shape[1:]), self.seed, "start", -1, self.sample_names,
                            device=self.device)
 
-    def denoise(self, z_t: Tensor, step: dict, cond: Any, grad: bool = False):
+    def denoise(self, z_t: Tensor, step: dict, cond: Any, grad: bool = False) -> Denoised:
         """The backbone's (eps, z0) at this step: timestep ``step["t"]`` read at the step's level."""
         return self.backbone.denoise(z_t, step["t"], cond, step["level_t"], grad=grad)
+
+    def denoise_prompts(self, z_t: Tensor, step: dict, null_prompt: str, prompts: list[str],
+                        owner: Tensor | None = None) -> tuple[Denoised, Denoised]:
+        """One denoiser call on [null × B, prompts]: the unconditional (B rows) and the conditional estimates, prompt
+        k on sample ``owner[k]`` (default: prompt b on sample b)."""
+        cond = self.backbone.encode_text([null_prompt] * z_t.shape[0] + list(prompts))
+        z_c = z_t if owner is None else z_t[owner]
+        out = self.denoise(torch.cat([z_t, z_c]), step, cond)
+        return out[:z_t.shape[0]], out[z_t.shape[0]:]
 
     # ------------------------------------------------------------------ the frozen backbone
     def load_backbone(self, device: torch.device | None = None) -> Backbone:
@@ -352,46 +362,6 @@ class DreamSamplerTask(L.LightningModule):
     def configure_optimizers(self) -> Any:
         (opt,), schedulers = self.make_optimizers()
         return opt if not schedulers else {"optimizer": opt, "lr_scheduler": schedulers[0]}   # stepped by dream_step
-
-    def predict_step(self, items: list[dict], batch_idx: int) -> list[dict]:
-        """A whole DreamSampler run for a batch of dataset samples, through the same ``dream_step`` as ``fit``;
-        returns ``{"name", "texts": {file key: text}, <image name>: (3, H, W)}`` per sample for the writer, or
-        ``{"name", "error"}`` for a sample that failed (see ``predict_samples``)."""
-        if torch.is_inference_mode_enabled():
-            raise InputError("predict optimizes psi: run it with Trainer(inference_mode=False) "
-                             "(the dreamsampler CLI's default)")
-        return self.predict_samples(items)
-
-    def predict_samples(self, items: list[dict]) -> list[dict]:
-        """Fault isolation: a batch that fails (unreadable file, divergence, out of memory, ...) is run again one
-        sample at a time, and a sample that fails alone is reported as ``{"name", "error"}`` while the rest of the
-        dataset goes on. Each sample's noise is keyed by its name, so its result does not depend on its batch."""
-        try:
-            return self._predict_batch(items)
-        except Exception as err:       # noqa: BLE001 - any failure of one sample must not stop the dataset
-            if isinstance(err, torch.cuda.OutOfMemoryError):
-                torch.cuda.empty_cache()
-            if len(items) == 1:
-                return [{"name": items[0].get("name", "?"), "error": f"{type(err).__name__}: {err}"}]
-        return [result for item in items for result in self.predict_samples([item])]
-
-    def _predict_batch(self, items: list[dict]) -> list[dict]:
-        self.prepare_batch(self.load_batch(items))
-        optimizers, schedulers = self.make_optimizers()
-        with torch.enable_grad():
-            for step in self.reverse_schedule():
-                self.dream_step(step, optimizers, schedulers)
-        self.last_z0_hat = None
-        with torch.no_grad():
-            images, texts = self.result_images(), self.result_texts()
-        results = []
-        for b, name in enumerate(self.sample_names):
-            one = {k: v[b].cpu() for k, v in images.items()}
-            if not all(bool(torch.isfinite(v).all()) for v in one.values()):
-                results.append({"name": name, "error": "DivergedError: the result is not finite (NaN/inf)"})
-                continue
-            results.append({"name": name, "texts": {k: v[b] for k, v in texts.items()}, **one})
-        return results
 
     # ------------------------------------------------------------------ results
     def decode_latent(self, z: Tensor) -> Tensor:

@@ -202,10 +202,8 @@ class EditTask(ValidatedTask):
 
     def targets(self, z_t: Tensor, step: dict) -> Targets:
         """One denoiser call on [null × B, prompt_1..K]; eq. (18)/(19) target, unconditional renoising noise."""
-        b, owner = z_t.shape[0], self.prompt_owner
-        cond = self.backbone.encode_text([self.null_prompt] * b + self.edit_batch.prompts)
-        out = self.denoise(torch.cat([z_t, z_t[owner]]), step, cond)
-        uc, c = out[:b], out[b:]
+        owner = self.prompt_owner
+        uc, c = self.denoise_prompts(z_t, step, self.null_prompt, self.edit_batch.prompts, owner)
         gamma = self.gamma * (float(step["alpha_bar_t"]) if self.scale_gamma_by_alpha_bar else 1.0)
         z0 = edit_guidance(uc.z0, c.z0, gamma, self.latent_masks, owner)   # the guided eps is never needed
         return Targets(z0=z0, eps_renoise=uc.eps)

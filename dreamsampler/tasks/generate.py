@@ -91,8 +91,7 @@ class GenerateTask(DreamSamplerTask):
 
     def targets(self, z_t: Tensor, step: dict) -> Targets:
         """One denoiser call on [null × B, prompt × B]; CFG target, renoising with the guided eps (DDIM)."""
-        cond = self.backbone.encode_text([self.null_prompt] * z_t.shape[0] + self.prompts)
-        uc, c = self.denoise(z_t.repeat(2, 1, 1, 1), step, cond).chunk(2)
+        uc, c = self.denoise_prompts(z_t, step, self.null_prompt, self.prompts)
         guided = Denoised.combine(cfg, uc, c, self.omega)
         return Targets(z0=guided.z0, eps_renoise=guided.eps)
 

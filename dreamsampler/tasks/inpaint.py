@@ -206,10 +206,9 @@ class InpaintTask(ValidatedTask):
 
     def ds_targets(self, z_t: Tensor, step: dict) -> Targets:
         """TReg's two-step data consistency on z0(c_∅), each hole composited with its own prompt's z0 (eq. 20)."""
-        bb, b, owner, ab = self.backbone, z_t.shape[0], self.prompt_owner, float(step["alpha_bar_t"])
-        out = self.denoise(torch.cat([z_t, z_t[owner]]), step,
-                           bb.encode_text([self.null_prompt] * b + self.inpaint_batch.prompts))
-        eps_uc, z0_uc, z0_c = out.eps[:b], out.z0[:b], out.z0[b:]
+        bb, owner, ab = self.backbone, self.prompt_owner, float(step["alpha_bar_t"])
+        uc, c = self.denoise_prompts(z_t, step, self.null_prompt, self.inpaint_batch.prompts, owner)
+        eps_uc, z0_uc, z0_c = uc.eps, uc.z0, c.z0
         start = z0_uc
         if self.treg_omega is not None:       # TReg: text guidance mixed into the data-consistency start
             mean_c = torch.zeros_like(z0_uc).index_add_(0, owner, z0_c) / self.prompts_per_sample

@@ -150,8 +150,7 @@ class TextToSVGTask(DreamSamplerTask):
     # ------------------------------------------------------------------ the step
     def targets(self, z_t: Tensor, step: dict) -> Targets:
         """One denoiser call on [null × B, c_y × B]; CFG Tweedie target, renoising with the guided eps (Alg. 2)."""
-        cond = self.backbone.encode_text([self.null_prompt] * z_t.shape[0] + self.svg_batch.prompts)
-        uc, c = self.denoise(z_t.repeat(2, 1, 1, 1), step, cond).chunk(2)
+        uc, c = self.denoise_prompts(z_t, step, self.null_prompt, self.svg_batch.prompts)
         guided = Denoised.combine(cfg, uc, c, self.omega)
         return Targets(z0=guided.z0, eps_renoise=guided.eps)
 
