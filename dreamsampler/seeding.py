@@ -11,6 +11,7 @@ purpose         step    what it draws
 ``measurement`` -1      the measurement noise n of y = A x + sigma_y n
 ``svg-init``    -1      the paper's start circles of an SVG (centres, colors, opacities)
 ``svg-reinit``  i       dead SVG paths re-initialized at reverse step i
+``svg-sample``  -1      z_T of the raster sample an SVG is vectorized from (``init: sample``)
 ==============  ======  =========================================================================
 
 ``sample`` is the sample's key (its name in a dataset), so a sample gets the same noise alone or in a batch, and a
@@ -27,7 +28,7 @@ import torch
 
 SampleKey = int | str
 #: Every purpose a noise stream may have (see the module docstring).
-PURPOSES = ("start", "eta", "renoise", "measurement", "svg-init", "svg-reinit")
+PURPOSES = ("start", "eta", "renoise", "measurement", "svg-init", "svg-reinit", "svg-sample")
 
 
 def rng(seed: int, purpose: str, step: int = -1, sample: SampleKey = 0,

@@ -184,6 +184,18 @@ def render_shape(
     return img[0].permute(1, 2, 0).numpy()
 
 
+def held_out(n: int, seed: int, size_px: tuple[float, float], res: int = 64) -> list[ShapeLabel]:
+    """``n`` evaluation shapes on white: colors and shapes in turn (every color, every shape), side uniform in
+    ``size_px`` pixels, centre uniform in [0.35, 0.65]², drawn from ``seed`` alone."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(n):
+        size = (size_px[0] + (size_px[1] - size_px[0]) * float(torch.rand(1, generator=g))) / res
+        cx, cy = (0.35 + 0.3 * torch.rand(2, generator=g)).tolist()
+        out.append(ShapeLabel(COLORS[i % 6], SHAPES[i % 3], "white", (cx, cy), size))
+    return out
+
+
 def sample_dataset(n: int, seed: int, res: int = 64, background_prob: float = 0.0) -> ShapesBatch:
     """``n`` random images with captions and labels; ``background_prob`` = share of colored backgrounds."""
     g = torch.Generator().manual_seed(seed)

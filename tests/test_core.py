@@ -7,10 +7,10 @@ import math
 
 import pytest
 import torch
-from diffusers import DDIMInverseScheduler, FlowMatchEulerDiscreteScheduler
+from diffusers import DDIMInverseScheduler, DDIMScheduler, FlowMatchEulerDiscreteScheduler
 
 from dreamsampler.backbones.presets import sd15_scheduler
-from dreamsampler.core import (CLEAN, Denoised, Level, cfg, ddim_invert, denoised, eta_noise, localized_eps,
+from dreamsampler.core import (CLEAN, Denoised, Level, cfg, ddim_invert, ddim_sample, denoised, eta_noise, localized_eps,
                                renoise, z0_hat)
 from dreamsampler.schedule import (ReverseSchedule, ddim_timesteps, flow_schedule, flow_timesteps, reverse_steps,
                                    vp_schedule)
@@ -121,16 +121,20 @@ def _toy_eps(z, t):
     return torch.tanh(torch.nn.functional.conv2d(z, w) + float(t) / 1000)      # a fixed toy "model"
 
 
+def _diffusers_walk(scheduler, z: torch.Tensor, steps: int) -> torch.Tensor:
+    """The reference: a diffusers scheduler's own ``step`` loop over ``steps`` timesteps with the toy model."""
+    scheduler.set_timesteps(steps)
+    for t in scheduler.timesteps.tolist():
+        z = scheduler.step(_toy_eps(z, t), t, z).prev_sample
+    return z
+
+
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
 def test_inversion_equals_diffusers_inverse_scheduler(prediction_type):
     """Our inversion reads the model's output at the state's own level, as DDIMInverseScheduler does (eps and v)."""
     sched = sd15_scheduler(prediction_type)
-    inv = DDIMInverseScheduler.from_config(sched.config, set_alpha_to_one=True)
-    inv.set_timesteps(10)
     z0 = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(2))
-    ref = z0
-    for t in inv.timesteps.tolist():
-        ref = inv.step(_toy_eps(ref, t), t, ref).prev_sample
+    ref = _diffusers_walk(DDIMInverseScheduler.from_config(sched.config, set_alpha_to_one=True), z0, 10)
     schedule = vp_schedule(ddim_timesteps(10), sched.alphas_cumprod, float(sched.final_alpha_cumprod))
     fn = lambda z, t, level: denoised(_toy_eps(z, t), z, level, prediction_type)  # noqa: E731
     ours = ddim_invert(fn, z0, schedule.steps, schedule.inversion_start)
@@ -151,6 +155,27 @@ def test_flow_inversion_is_euler_and_sampling_undoes_it():
         sigma_lo = sigma
     fn = lambda z, t, level: denoised(_toy_eps(z, t), z, level, "flow")  # noqa: E731
     torch.testing.assert_close(ddim_invert(fn, z0, schedule.steps, schedule.inversion_start), ref)
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_ddim_sample_equals_diffusers_ddim_scheduler(prediction_type):
+    """Sampling (the raster an SVG is vectorized from) is DDIMScheduler.step with eta 0, eps and v."""
+    sched = sd15_scheduler(prediction_type)
+    z_T = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(3))
+    ref = _diffusers_walk(DDIMScheduler.from_config(sched.config), z_T, 10)
+    schedule = vp_schedule(ddim_timesteps(10), sched.alphas_cumprod, float(sched.final_alpha_cumprod))
+    fn = lambda z, step: denoised(_toy_eps(z, step["t"]), z, step["level_t"], prediction_type)  # noqa: E731
+    torch.testing.assert_close(ddim_sample(fn, z_T, schedule.steps), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_flow_sample_equals_diffusers_euler_scheduler():
+    """On a flow schedule sampling is FlowMatchEulerDiscreteScheduler.step."""
+    ref_sched = FlowMatchEulerDiscreteScheduler(shift=3.0)
+    schedule = flow_schedule(*flow_timesteps(6, ref_sched.config))
+    z_T = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(4))
+    ref = _diffusers_walk(ref_sched, z_T, 6)
+    fn = lambda z, step: denoised(_toy_eps(z, step["t"]), z, step["level_t"], "flow")  # noqa: E731
+    torch.testing.assert_close(ddim_sample(fn, z_T, schedule.steps), ref, rtol=1e-5, atol=1e-5)
 
 
 def test_official_pairing_shifts_alpha_bar_by_one():

@@ -141,17 +141,18 @@ def test_float32_matches_float64_and_big_scene_is_chunked():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_cuda_matches_cpu():
+@pytest.mark.parametrize("strategy", ["auto", "boxes"])  # auto = dense on CUDA
+def test_cuda_matches_cpu(strategy):
     g = torch.Generator().manual_seed(2)
     pts = torch.rand(2, 6, 12, 2, generator=g) * 48
     cols = torch.rand(2, 6, 4, generator=g)
     w = torch.rand(48, 48, 3, generator=g)
     pc, cc = pts.clone().requires_grad_(), cols.clone().requires_grad_()
-    (rasterize(pc, cc, 48, 48) * w).sum().backward()
+    (rasterize(pc, cc, 48, 48, segments=12) * w).sum().backward()
     pg, cg = pts.cuda().requires_grad_(), cols.cuda().requires_grad_()
-    img = rasterize(pg, cg, 48, 48)
+    img = rasterize(pg, cg, 48, 48, segments=12, strategy=strategy)
     (img * w.cuda()).sum().backward()
-    torch.testing.assert_close(img.cpu(), rasterize(pts, cols, 48, 48), atol=1e-5, rtol=0)
+    torch.testing.assert_close(img.detach().cpu(), rasterize(pts, cols, 48, 48, segments=12), atol=1e-5, rtol=0)
     torch.testing.assert_close(pg.grad.cpu(), pc.grad, atol=1e-3, rtol=1e-3)
 
 

@@ -322,6 +322,8 @@ def test_init_from_svg_bad_files(tmp_path):
     (tmp_path / "stroke.svg").write_text(f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}">'
                                          '<circle cx="5" cy="5" r="3" fill="red" stroke="black"/></svg>')
     refused([tmp_path / "stroke.svg"], "stroke.svg", "stroke")
+    (tmp_path / "empty.svg").write_text(f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}"/>')
+    refused([tmp_path / "empty.svg"], "empty.svg", "no filled shapes")
     two = SVGGenerator(2, paths=3, height=H, width=W)
     two_before = two.points.detach().clone()
     refused([good, tmp_path / "stroke.svg"], "stroke.svg", gen=two)

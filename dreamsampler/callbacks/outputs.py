@@ -193,5 +193,5 @@ class RunCheckpoint(ModelCheckpoint):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._saved_step != trainer.global_step and self.dirpath:
             path = str(Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}")
-            trainer.save_checkpoint(path)
+            trainer.save_checkpoint(path, weights_only=False)   # the full state: resuming needs the optimizer
             self.last_model_path = path

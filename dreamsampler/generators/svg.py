@@ -142,21 +142,23 @@ class SVGGenerator(nn.Module):
 
     @torch.no_grad()
     def project_(self) -> None:
-        """Project the color parameter into [0, 1] in place (see the module docstring); no-op when inside."""
-        if bool(((self.rgba < 0) | (self.rgba > 1)).any()):
-            self.rgba.clamp_(0.0, 1.0)
+        """Project the color parameter into [0, 1] in place (see the module docstring); values inside are left
+        bit-for-bit as they are. Unconditional: a test of the values first would wait for the device."""
+        self.rgba.clamp_(0.0, 1.0)
 
     def forward(self) -> Tensor:
         """Render every sample: ``(B, 3, H, W)`` in [0, 1], float32 (float64 if the module is), channels first.
 
         Projects the color parameter into [0, 1] first (``project_()``; no-op unless a step left the range).
         Autocast is disabled around the rasterizer (its coverage sums need full precision), so this works
-        inside Lightning's ``bf16-mixed`` and returns the same float32 image as without autocast."""
+        inside Lightning's ``bf16-mixed`` and returns the same float32 image as without autocast. On CUDA the
+        rasterizer's value check (finite points) is skipped: it is a host synchronisation per render."""
         self.project_()
         dtype = torch.promote_types(self.points.dtype, torch.float32)
         with torch.autocast(device_type=self.points.device.type, enabled=False):
             image = rasterize(self.points.to(dtype), self.colors().to(dtype), self.height, self.width,
-                              self.samples, fill_rule=self.even_odd, background="white")
+                              self.samples, fill_rule=self.even_odd, background="white",
+                              check_values=self.points.device.type != "cuda")
         return image.permute(0, 3, 1, 2)
 
     def param_groups(self) -> list[dict]:
@@ -237,6 +239,9 @@ class SVGGenerator(nn.Module):
             raise InputError(f"{where}: canvas is {scene.width}x{scene.height} px (width x height), expected "
                              f"{self.width}x{self.height}")
         count = scene.points.shape[0]
+        if count == 0:
+            raise InputError(f"{where}: has no filled shapes to start from (an SVG of zero paths is an empty "
+                             "picture); give an SVG with at least one filled path, or leave init_svg out")
         if count > self.paths:
             raise InputError(f"{where}: has {count} filled paths, expected at most {self.paths} (paths)")
         n, k = self.segments, 3 * self.segments

@@ -44,6 +44,19 @@ def auto_segments(points: Tensor, tolerance: float = DEFAULT_TOLERANCE_PX) -> in
     return int(min(MAX_SEGMENTS, max(MIN_SEGMENTS, k)))
 
 
+#: |P0 − 2P1 + P2| of the standard quarter-circle cubic, per unit radius (κ = 0.5523).
+QUARTER_CIRCLE_D2 = math.hypot(1 - 0.5523, 1 - 2 * 0.5523)
+
+
+def canvas_segments(height: int, width: int, tolerance: float = DEFAULT_TOLERANCE_PX) -> int:
+    """A static segment count (from the canvas size alone, no look at the points): the flatness bound of
+    :func:`auto_segments` for a quarter-circle cubic of radius max(H, W)/2 — the largest circle the canvas
+    holds — clipped to [MIN_SEGMENTS, MAX_SEGMENTS]. 64 from 256² up, 34 at 64², 17 at 16²."""
+    second = 6.0 * QUARTER_CIRCLE_D2 * max(height, width) / 2
+    k = math.ceil(math.sqrt(second / (8.0 * tolerance)))
+    return int(min(MAX_SEGMENTS, max(MIN_SEGMENTS, k)))
+
+
 def flatten(points: Tensor, segments: int) -> Tensor:
     """Closed polyline vertices ``(..., n*segments, 2)`` sampled uniformly in each cubic's parameter.
 

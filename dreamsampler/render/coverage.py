@@ -65,7 +65,9 @@ def _pieces(verts: Tensor, boxes: Tensor):
         x_lo = torch.maximum(torch.floor(lo[:, 0]).long() + 1, c0)
         x_hi = torch.minimum(torch.ceil(hi[:, 0]).long() - 1, c0 + nc)
         y_lo = torch.maximum(torch.floor(lo[:, 1]).long() + 1, r0)
-        y_hi = torch.minimum(torch.ceil(hi[:, 1]).long() - 1, r0 + nr)
+        # a point on the row line y = k belongs to row k: an edge ending (or starting) on it from above is cut
+        # there too (a zero-length piece in row k), so both sides of such a vertex differentiate against row k
+        y_hi = torch.minimum(torch.floor(hi[:, 1]).long(), r0 + nr)
         ex, jx = _ragged_arange((x_hi - x_lo + 1).clamp_min(0))
         ey, jy = _ragged_arange((y_hi - y_lo + 1).clamp_min(0))
         kx = (x_lo[ex] + jx).to(dt)
@@ -81,7 +83,10 @@ def _pieces(verts: Tensor, boxes: Tensor):
                 ((ky - a[ey, 1]) / (b[ey, 1] - a[ey, 1])).double(),
             )
         ).clamp(0, 1)
-        order = torch.argsort(owner.double() * 2 + t)
+        # per edge: start point, crossings by t, end point (a crossing at t = 0 or 1 stays between them)
+        rank = torch.cat((torch.full((n_edges,), -0.5, dtype=torch.float64, device=dev),
+                          torch.full((n_edges,), 1.5, dtype=torch.float64, device=dev), t[2 * n_edges :]))
+        order = torch.argsort(owner.double() * 4 + 1 + rank)
         same = torch.nonzero(owner[order[:-1]] == owner[order[1:]]).squeeze(1)
         i_a, i_b = order[same], order[same + 1]
         piece_path = path[owner[i_a]]
@@ -102,7 +107,9 @@ def winding_integral(verts: Tensor, boxes: Tensor, box_list: list[tuple[int, int
         box_list: the same boxes as Python ints.
     """
     dev, dt = verts.device, verts.dtype
-    pa, pb, ppath = _pieces(verts, boxes)
+    # pieces in float64: a piece's gradient is a difference of whole-row sums between neighbouring pieces of a
+    # boundary, which float32 would round away (the dense view below stays in ``dt``)
+    pa, pb, ppath = _pieces(verts.to(torch.float64), boxes)
     dy = pb[:, 1] - pa[:, 1]
     xm = 0.5 * (pa[:, 0] + pb[:, 0])
     sizes = [(nr, nc) for _, _, nr, nc in box_list]
@@ -112,7 +119,8 @@ def winding_integral(verts: Tensor, boxes: Tensor, box_list: list[tuple[int, int
         r0, c0, nr, nc = (boxes[ppath, j] for j in range(4))
         lr = torch.floor(ym.clamp(-1e9, 1e9)).long() - r0
         lc = c - c0
-        keep = torch.nonzero((lr >= 0) & (lr < nr) & (lc < nc) & (dy != 0)).squeeze(1)
+        # pieces with dy = 0 stay: a horizontal piece adds nothing, but its dy has a derivative (tilting it)
+        keep = torch.nonzero((lr >= 0) & (lr < nr) & (lc < nc)).squeeze(1)
         ppath, lr, lc, c, nc = ppath[keep], lr[keep], lc[keep], c[keep], nc[keep]
         left = lc < 0  # wholly left of the box: the full dy carries into the first column
         cc = lc.clamp_min(0)
@@ -121,12 +129,12 @@ def winding_integral(verts: Tensor, boxes: Tensor, box_list: list[tuple[int, int
         row_key = (torch.cumsum(spare, 0) - spare)[ppath] + lr * (nc + 1)
         cell_index = (torch.cumsum(cells, 0) - cells)[ppath] + lr * nc + cc
     dy, xm = dy[keep], xm[keep]
-    own = torch.where(left, dy, dy * (c.to(dt) + 1 - xm))
+    own = torch.where(left, dy, dy * (c.to(dy.dtype) + 1 - xm))
 
     # dense, gradient-free: difference array + per-row prefix sums
     with torch.no_grad():
         acc = torch.zeros(int(spare.sum()), dtype=dt, device=dev)
-        acc.index_add_(0, torch.cat((row_key + cc, row_key + cc + 1)), torch.cat((own, dy - own)))
+        acc.index_add_(0, torch.cat((row_key + cc, row_key + cc + 1)), torch.cat((own, dy - own)).to(dt))
         dense, start = [], 0
         for r, w in sizes:
             dense.append(acc[start : start + r * (w + 1)].view(r, w + 1).cumsum(1)[:, :w])
@@ -145,11 +153,11 @@ def winding_integral(verts: Tensor, boxes: Tensor, box_list: list[tuple[int, int
         row_first = torch.cummax(torch.where(new_row, pos, 0), 0).values
         cell_of_piece = torch.cumsum(new_cell, 0) - 1
         first = torch.nonzero(new_cell).squeeze(1)
-    dy_s = dy[order].double()
+    dy_s = dy[order]
     before = torch.cumsum(dy_s, 0) - dy_s  # exclusive prefix over all pieces
-    left_sum = (before[first] - before[row_first[first]]).to(dt)
-    own_sum = torch.zeros(first.numel(), dtype=dt, device=dev).index_add(0, cell_of_piece, own[order])
-    return Coverage(dense, ci[first], ppath[order][first], left_sum + own_sum)
+    left_sum = before[first] - before[row_first[first]]
+    own_sum = torch.zeros(first.numel(), dtype=own.dtype, device=dev).index_add(0, cell_of_piece, own[order])
+    return Coverage(dense, ci[first], ppath[order][first], (left_sum + own_sum).to(dt))
 
 
 def fill_fraction(winding: Tensor, even_odd: Tensor | bool) -> Tensor:

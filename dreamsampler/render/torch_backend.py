@@ -1,8 +1,11 @@
-"""The pure-PyTorch backend: flatten → per-path boxes → coverage by area accumulation → composite.
+"""The pure-PyTorch backend's "boxes" strategy: flatten → per-path boxes → coverage by area accumulation →
+composite (the CPU default; the "dense" strategy for GPUs is in ``dense.py``).
 
 Work and memory scale with the area of each path's bounding box (clipped to the canvas), never with
 (paths × canvas). Paths are processed in chunks of bounded size; when autograd is recording and there is
 more than one chunk, each chunk is checkpointed (recomputed in the backward), which bounds peak memory.
+The boxes, the curvature-based segment count and the chunking read values on the host (``.item()``,
+``.tolist()``, ``nonzero``): cheap on a CPU, a synchronisation per render on a GPU.
 """
 from __future__ import annotations
 

@@ -21,8 +21,12 @@ def _shape(t: Tensor) -> str:
     return "(" + ", ".join(str(d) for d in t.shape) + ")"
 
 
-def check_scene(points: Tensor, colors: Tensor) -> bool:
-    """Check points/colors shapes, dtypes, devices and values; return True when they carry a batch dim."""
+def check_scene(points: Tensor, colors: Tensor, check_values: bool = True) -> bool:
+    """Check points/colors shapes, dtypes, devices and values; return True when they carry a batch dim.
+
+    The value checks (finite points, finite colors in [0, 1]) wait for the device once, and only when
+    ``check_values`` and the tensors have values (not on the 'meta' device); the details of a failure are
+    looked up afterwards."""
     for name, t in (("points", points), ("colors", colors)):
         if not isinstance(t, Tensor):
             raise RasterizeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
@@ -48,16 +52,23 @@ def check_scene(points: Tensor, colors: Tensor) -> bool:
         raise RasterizeError(
             f"points and colors disagree on {lead}: points {_shape(points)}, colors {_shape(colors)}"
         )
-    with torch.no_grad():
-        if points.numel() and not bool(torch.isfinite(points).all()):
-            raise RasterizeError("points: contains NaN or inf")
-        if colors.numel():
-            if not bool(torch.isfinite(colors).all()):
-                raise RasterizeError("colors: contains NaN or inf")
-            lo, hi = colors.min().item(), colors.max().item()
-            if lo < 0 or hi > 1:
-                raise RasterizeError(f"colors: RGBA values must lie in [0, 1], got range [{lo:.6g}, {hi:.6g}]")
+    if check_values and points.device.type != "meta":
+        _check_values(points.detach(), colors.detach())
     return batched
+
+
+def _check_values(points: Tensor, colors: Tensor) -> None:
+    finite_p = torch.isfinite(points).all()
+    finite_c = torch.isfinite(colors).all()
+    in_range = ((colors >= 0) & (colors <= 1)).all()
+    if bool(finite_p & finite_c & in_range):  # the one wait for the device
+        return
+    if not bool(finite_p):
+        raise RasterizeError("points: contains NaN or inf")
+    if not bool(finite_c):
+        raise RasterizeError("colors: contains NaN or inf")
+    lo, hi = colors.min().item(), colors.max().item()
+    raise RasterizeError(f"colors: RGBA values must lie in [0, 1], got range [{lo:.6g}, {hi:.6g}]")
 
 
 def check_canvas(height: int, width: int, samples: int) -> None:
@@ -90,5 +101,18 @@ def even_odd_mask(fill_rule: str | Sequence[str] | Tensor, lead_shape: torch.Siz
         raise RasterizeError(f"fill_rule: expected entries in {FILL_RULES}, got {bad[0]!r}")
     if len(rules) != lead_shape[-1]:
         raise RasterizeError(f"fill_rule: expected one rule per path ({lead_shape[-1]}), got {len(rules)}")
-    mask = torch.tensor([r == "evenodd" for r in rules], dtype=torch.bool, device=device)
-    return mask.expand(lead_shape)
+    mask = torch.tensor([r == "evenodd" for r in rules], dtype=torch.bool)
+    if torch.device(device).type == "cuda":  # a pinned, asynchronous copy: no wait for the device
+        return mask.pin_memory().to(device, non_blocking=True).expand(lead_shape)
+    return mask.to(device).expand(lead_shape)
+
+
+def static_rule(fill_rule: str | Sequence[str] | Tensor) -> bool | None:
+    """True / False when the argument itself says every path is even-odd / nonzero (no look at tensor values),
+    None otherwise (a bool tensor, or a mixed list). Call after :func:`even_odd_mask` validated it."""
+    if isinstance(fill_rule, str):
+        return fill_rule == "evenodd"
+    if isinstance(fill_rule, Tensor):
+        return None
+    rules = set(fill_rule)
+    return (rules == {"evenodd"}) if len(rules) == 1 else (False if not rules else None)

@@ -50,6 +50,10 @@ class Targets:
 
     z0: Tensor               #: the proximal target ẑ₀ (Tweedie's from the model, or built directly)
     eps_renoise: Tensor      #: the noise carried to the next step before eq. (5)'s mixing (Alg. 3: eps_uc)
+    x0: Tensor | None = None  #: D(ẑ₀) in [0, 1], for tasks whose proximal term lives in pixel space
+
+    def detach(self) -> "Targets":
+        return Targets(*(None if v is None else v.detach() for v in (self.z0, self.eps_renoise, self.x0)))
 
 
 def proximal_sgd(params: Any) -> torch.optim.Optimizer:
@@ -140,8 +144,12 @@ class DreamSamplerTask(DatasetRuns, L.LightningModule):
         raise NotImplementedError
 
     def terms(self, g_out: Tensor, latent: Tensor, targets: Targets, step: dict) -> dict[str, Term]:
-        """The named, weighted terms of eq. (13) for ``g_out = g(psi)`` and ``latent = E(g(psi))``."""
+        """The named, weighted terms of eq. (13) for ``g_out = g(psi)`` and ``latent = E(g(psi))`` (None when
+        ``latent_terms`` is False)."""
         return {"prox": Term(squared_error(latent, targets.z0))}
+
+    #: whether ``terms`` reads ``latent = E(g(psi))``; False skips the encoder's backward (and its inner-step calls)
+    latent_terms = True
 
     def needs_backbone_grad(self, step: dict) -> bool:
         """Whether ``targets`` needs d/dz_t through the frozen nets this step (DPS); ``z_t`` then requires grad."""
@@ -291,17 +299,18 @@ class DreamSamplerTask(DatasetRuns, L.LightningModule):
     def dream_step(self, step: dict, optimizers: list, schedulers: list) -> dict[str, Tensor]:
         """One reverse step for every sample: steps 1-4 of the module docstring. Returns the step's logs."""
         g_out = self.generator()
-        latent = self.encode_generated(g_out)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.latent_terms):
+            latent = self.encode_generated(g_out)
         z_t = renoise(latent.detach(), self.eps_tilde, step["level_t"])
         grad = self.needs_backbone_grad(step)
         with torch.set_grad_enabled(grad):
             targets = self.targets(z_t.requires_grad_(grad), step)
-        targets = Targets(targets.z0.detach(), targets.eps_renoise.detach())
+        targets = targets.detach()
         params = [p for opt in optimizers for group in opt.param_groups for p in group["params"]]
         for k in range(self.inner_steps):
             if k:
                 g_out = self.generator()
-                latent = self.encode_generated(g_out)
+                latent = self.encode_generated(g_out) if self.latent_terms else None
             for p in params:                     # = zero_grad(set_to_none=True), without its per-call wrapper
                 p.grad = None
             terms = self.terms(g_out, latent, targets, step)

@@ -1,8 +1,10 @@
-"""Vector graphics on the DreamSampler step: text-to-SVG and SVG reconstruction from degraded images (eq. 21).
+"""Vector graphics on the DreamSampler step: text-to-SVG (eq. 21 with lambda_dc = 0; reconstruction from degraded
+images, the full eq. 21, is in ``svg_reconstruct.py``).
 
 g(psi) is an :class:`~dreamsampler.generators.SVGGenerator` (control points and RGBA fills rasterized on white);
-the proximal term lives in the latent space, ``||E(g(psi)) - z0_hat(c_y)||^2``, so gradients go through the
-rasterizer and the VAE encoder only — never a UNet backward (eq. 11).
+the proximal term lives in the latent space, ``||E(g(psi)) - z0_hat(c_y)||^2`` (eq. 21), so gradients go through the
+rasterizer and the VAE encoder only — never a UNet backward (eq. 11); or, with ``proximal: pixel``, in pixel space
+against the decoded target, ``||g(psi) - D(z0_hat)||^2`` (no encoder backward at all).
 """
 
 from __future__ import annotations
@@ -12,21 +14,24 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor
 
-from ..core import Denoised, Term, cfg, squared_error
-from ..data.checks import exactly_one, file_exists, prompt_ok, unknown_keys
+from ..core import Denoised, Term, cfg, ddim_sample, squared_error
+from ..data.checks import file_exists, prompt_ok, unknown_keys
 from ..errors import InputError
 from ..generators import SVGGenerator
-from ..io.images import load_image, resize_image
-from ..operators import Downsample, LinearOperator, measure
-from ..seeding import randn
+from ..generators.vectorize import fit_paths, mse_to, seed_circles
+from ..seeding import randn_batch
 from .base import DreamSamplerTask, Targets
 
 #: The paper's prompt suffix for c_y (Sec. 4.1, footnote 5).
 PAPER_SUFFIX = ", minimal flat 2d vector icon. lineal color. on a white background. trending on artstation."
+
+
+#: The timesteps over which the DreamSampler steps refine a vectorized raster sample (``init: sample``): lower
+#: than this the picture keeps its shapes (on the shapes prior, t_max 500 re-decides 2-3 of 18 shapes, 250 none).
+SAMPLE_REFINE_T_RANGE = (0.0, 250.0)
 
 
 def paper_adam(params: Any) -> torch.optim.Optimizer:
@@ -64,8 +69,13 @@ def _sample(item: SVGSample | dict) -> SVGSample:
 
 
 class TextToSVGTask(DreamSamplerTask):
-    """Text-to-SVG with DreamSampler (Alg. 2 from noise, g = rasterizer): per step the CFG Tweedie target
+    """Text-to-SVG with DreamSampler (Alg. 2, g = rasterizer): per step the CFG Tweedie target
     ``z0_hat(z_t, eps^omega(c_y))`` and ``inner_steps`` Adam steps on ``lambda_sds ||E(g(psi)) - z0_hat||^2``.
+
+    By default (``init: sample``) psi starts from a raster sample of the prompt vectorized by MSE (VectorFusion's
+    recipe) and the DreamSampler steps refine it over ``t_range`` (default [0, 250]), continuing the sample's own
+    noise. Started from the paper's random circles over the whole schedule, a 64² SVG cannot follow the early
+    targets and the trajectory loses the prompt (docs/benchmarks.md: 4/18 read back vs 18/18).
 
     Args:
         prompt: c_y, the object (or ``samples``: several ``{prompt, init_svg?, name?}`` made together).
@@ -81,6 +91,12 @@ class TextToSVGTask(DreamSamplerTask):
             this many reverse steps up to step ``reinit_until`` (0: never); seeded, so resumable.
         min_opacity: opacity below which a path is dead.
         radius: radius of the initial circles in pixels (default: the paper's 20 px at 512², scaled).
+        proximal: ``latent`` (eq. 21, ``||E(g(psi)) - ẑ₀||²``) or ``pixel`` (``||g(psi) - D(ẑ₀)||²``: no encoder
+            backward, D(ẑ₀) decoded once per step).
+        time_weight: weight the proximal term by ``1 - alpha_bar_t`` (eq. 21 with lambda_dc = 0) instead of 1.
+        init: ``sample`` (a raster sample of the prompt, vectorized; then ``t_range`` defaults to [0, 250]) or
+            ``circles`` (the paper's random circles, over the whole schedule unless ``t_range`` is given).
+        vectorize_iterations: Adam steps of the MSE fit of the paths to the raster sample.
         (other arguments: see ``DreamSamplerTask``; the default optimizer is Adam with betas (0.9, 0.9))
     """
 
@@ -94,8 +110,11 @@ class TextToSVGTask(DreamSamplerTask):
                  prompt_suffix: str = PAPER_SUFFIX, null_prompt: str = "", omega: float = 7.5, size: int = 512,
                  paths: int = 128, segments: int = 4, raster_samples: int = 2, lr_points: float = 1.0,
                  lr_colors: float = 0.01, lambda_sds: float = 1.0, reinit_every: int = 50, reinit_until: int = 800,
-                 min_opacity: float = 0.05, radius: float | None = None, optimizer: OptimizerCallable = paper_adam,
-                 **kwargs) -> None:
+                 min_opacity: float = 0.05, radius: float | None = None, proximal: str = "latent",
+                 time_weight: bool = False, init: str = "sample", vectorize_iterations: int = 100,
+                 optimizer: OptimizerCallable = paper_adam, **kwargs) -> None:
+        if init == "sample" and kwargs.get("t_range") is None:
+            kwargs["t_range"] = SAMPLE_REFINE_T_RANGE
         super().__init__(optimizer=optimizer, **kwargs)
         if not isinstance(size, int) or size <= 0:
             raise InputError(f"size must be a positive integer, got {size!r}")
@@ -107,6 +126,13 @@ class TextToSVGTask(DreamSamplerTask):
         self.lr_points, self.lr_colors, self.lambda_sds = lr_points, lr_colors, lambda_sds
         self.reinit_every, self.reinit_until, self.min_opacity = reinit_every, reinit_until, min_opacity
         self.radius = radius
+        if proximal not in ("latent", "pixel"):
+            raise InputError(f"proximal must be 'latent' (eq. 21) or 'pixel', got {proximal!r}")
+        if init not in ("circles", "sample"):
+            raise InputError(f"init must be 'circles' (the paper's) or 'sample' (vectorize a raster sample), "
+                             f"got {init!r}")
+        self.proximal, self.time_weight, self.init = proximal, time_weight, init
+        self.vectorize_iterations = vectorize_iterations
         self.save_hyperparameters(ignore=["samples", "optimizer", "lr_scheduler", "operator"])
         self.hparams["samples"] = [s if isinstance(s, dict) else vars(s).copy() for s in (samples or [])]
         if prompt is not None and samples:
@@ -138,27 +164,61 @@ class TextToSVGTask(DreamSamplerTask):
                             self.raster_samples, self.lr_points, self.lr_colors)
 
     def start(self, batch: SVGBatch) -> Tensor:
-        """psi: the paper's circles (seeded per sample) or the given SVG files; eps_tilde ~ N(0, I) (Alg. 2)."""
+        """psi: the paper's circles (seeded per sample), the given SVG files, or (``init: sample``) a raster sample
+        of the prompt vectorized by MSE; eps_tilde ~ N(0, I) (Alg. 2)."""
         gen, files = self.generator, self.svg_batch.init_svgs
-        gen.init_circles(self.seed, self.sample_names, self.radius)
         if any(files):
             if not all(files):
                 raise InputError("init_svg must be given for every sample of a batch or for none")
             gen.init_from_svg(files)
+        elif self.init == "sample":
+            self.raster_sample, eps = self.sample_raster()
+            seed_circles(gen, self.raster_sample, self.seed, self.sample_names, self.radius)
+            fit_paths(gen, mse_to(self.raster_sample), self.vectorize_iterations)
+            return eps
+        else:
+            gen.init_circles(self.seed, self.sample_names, self.radius)
         return self.noise_start()
 
+    def sample_raster(self) -> tuple[Tensor, Tensor]:
+        """A raster of every prompt, ``(B, 3, H, W)`` in [0, 1]: DDIM over the whole schedule from z_T keyed
+        ``(seed, "svg-sample", -1, sample)``, with the task's CFG. Also returns the sampler's guided noise at the
+        first step of the task's own schedule: eps_tilde continues the sample's trajectory from there."""
+        steps = self.backbone.schedule(self.nfe, self.size, self.spacing, None, self.pairing).steps
+        z_T = randn_batch(tuple(self.eps_tilde.shape[1:]), self.seed, "svg-sample", -1, self.sample_names,
+                          device=self.device)
+        first_t, kept = self.schedule.steps[0]["t"], {}
+
+        def guided(z: Tensor, step: dict) -> Denoised:
+            uc, c = self.denoise_prompts(z, step, self.null_prompt, self.svg_batch.prompts)
+            out = Denoised.combine(cfg, uc, c, self.omega)
+            if step["t"] == first_t:
+                kept["eps"] = out.eps
+            return out
+        z0 = ddim_sample(guided, z_T, steps)
+        return self.decode_latent(z0), kept.get("eps", z_T)
+
     # ------------------------------------------------------------------ the step
+    @property
+    def latent_terms(self) -> bool:
+        return self.proximal == "latent"
+
     def targets(self, z_t: Tensor, step: dict) -> Targets:
-        """One denoiser call on [null × B, c_y × B]; CFG Tweedie target, renoising with the guided eps (Alg. 2)."""
+        """One denoiser call on [null × B, c_y × B]; CFG Tweedie target, renoising with the guided eps (Alg. 2).
+        With the pixel-space proximal term the target is also decoded once, D(ẑ₀)."""
         uc, c = self.denoise_prompts(z_t, step, self.null_prompt, self.svg_batch.prompts)
         guided = Denoised.combine(cfg, uc, c, self.omega)
-        return Targets(z0=guided.z0, eps_renoise=guided.eps)
+        x0 = None if self.latent_terms else self.backbone.decode(guided.z0).clamp(-1, 1) * 0.5 + 0.5
+        return Targets(z0=guided.z0, eps_renoise=guided.eps, x0=x0)
 
     def sds_weight(self, step: dict) -> float:
-        return self.lambda_sds
+        """``lambda_sds``, or eq. (21)'s ``(1 - alpha_bar_t) lambda_sds`` with ``time_weight`` (lambda_dc = 0)."""
+        return (1 - float(step["alpha_bar_t"])) * self.lambda_sds if self.time_weight else self.lambda_sds
 
-    def terms(self, g_out: Tensor, latent: Tensor, targets: Targets, step: dict) -> dict[str, Term]:
-        return {"prox": Term(squared_error(latent, targets.z0), weight=self.sds_weight(step))}
+    def terms(self, g_out: Tensor, latent: Tensor | None, targets: Targets, step: dict) -> dict[str, Term]:
+        """The proximal term: ``||E(g(psi)) - ẑ₀||²`` (eq. 21) or, in pixel space, ``||g(psi) - D(ẑ₀)||²``."""
+        prox = squared_error(latent, targets.z0) if self.latent_terms else squared_error(g_out, targets.x0)
+        return {"prox": Term(prox, weight=self.sds_weight(step))}
 
     def after_step(self, step: dict) -> None:
         """Re-initialize dead paths on schedule (seeded by the step: a resumed run repeats it exactly)."""
@@ -168,8 +228,10 @@ class TextToSVGTask(DreamSamplerTask):
 
     # ------------------------------------------------------------------ results
     def result_images(self) -> dict[str, Tensor]:
+        """``final`` and, when this process drew it (``init: sample``, not after a resume), the raster ``sample``."""
         with torch.no_grad():
-            return {"final": self.generator().cpu()}
+            sample = getattr(self, "raster_sample", None)
+            return {"final": self.generator().cpu(), **({"sample": sample.cpu()} if sample is not None else {})}
 
     def result_texts(self) -> dict[str, list[str]]:
         """``final.svg`` of every sample."""
@@ -184,111 +246,3 @@ class TextToSVGTask(DreamSamplerTask):
         for b, name in enumerate(self.sample_names):
             file = "last.svg" if len(self.sample_names) == 1 else f"last_{name}.svg"
             self.generator.save_svg(b, Path(cb.dirpath) / file)
-
-
-class SVGReconstructTask(TextToSVGTask):
-    """SVG reconstruction from a degraded image, eq. (21):
-    ``(1 - gamma) lambda_sds ||E(g(psi)) - z0_hat(c_y)||^2 + gamma lambda_dc ||y - A g(psi)||^2``, gamma = alpha_bar_t.
-
-    Args:
-        image / measurement: a clean image (y = A x + sigma_y n is computed, the ground truth is known) or a
-            measurement file y (its size must be the operator's output size for the canvas). For several:
-            ``samples`` of ``{prompt, image | measurement, init_svg?, name?}``.
-        operator: the measurement operator A (default ×8 bicubic down-sampling), on images in [0, 1].
-        sigma_y: measurement noise added to A x (keyed ``(seed, "measurement", -1, sample)``).
-        lambda_dc: weight of the data-consistency term.
-        gamma: the trade-off of eq. (21); None (default) is alpha_bar_t (the step's signal fraction a²/(a²+s²)), as
-            the paper found works well.
-        (other arguments: see ``TextToSVGTask``)
-    """
-
-    fit_needs = "`prompt` with `image` or `measurement` (or `samples`)"
-    item_keys = ("prompt", "image", "measurement", "init_svg")
-
-    def __init__(self, prompt: str | None = None, image: str | None = None, measurement: str | None = None,
-                 samples: list[SVGSample] | None = None, operator: LinearOperator | None = None,
-                 sigma_y: float = 0.0, lambda_dc: float = 1.0, gamma: float | None = None, **kwargs) -> None:
-        self.operator = operator if operator is not None else Downsample(8)
-        self.sigma_y, self.lambda_dc, self.gamma = sigma_y, lambda_dc, gamma
-        if sigma_y < 0:
-            raise InputError(f"sigma_y must be >= 0, got {sigma_y}")
-        if samples and (prompt is not None or image is not None or measurement is not None):
-            raise InputError("give either `samples` or `prompt` with `image`/`measurement`, not both")
-        single = not samples and prompt is not None
-        if single:
-            samples = [SVGSample(prompt, image=image, measurement=measurement)]
-        super().__init__(samples=samples, **kwargs)
-        if single:
-            self.hparams["samples"] = []        # the config said prompt/image/measurement; keep it that way
-
-    def check_item(self, item: dict) -> list[str]:
-        """Structure of one dataset sample ``{prompt, image | measurement, init_svg?}`` (file contents not read)."""
-        problems = super().check_item(item) + exactly_one(item, ("image", "measurement"), "SVG reconstruction")
-        return problems + [p for key in ("image", "measurement") if item.get(key) is not None
-                           for p in file_exists(item[key], key)]
-
-    def eval_inputs(self, item: dict) -> dict:
-        """The clean image when the sample has one (reconstruction metrics), and the prompt."""
-        truth = load_image(item["image"], self.size) if item.get("image") else None
-        return {"prompt": item.get("prompt"), **({"truth": truth} if truth is not None else {})}
-
-    def load_batch(self, items: Sequence[SVGSample | dict]) -> SVGBatch:
-        batch = super().load_batch(items)
-        samples = [_sample(it) for it in items]
-        hw = (self.size, self.size)
-        try:
-            out_hw = tuple(self.operator.output_shape(hw))
-        except InputError as err:
-            raise InputError(f"operator {type(self.operator).__name__} does not fit the {self.size}x{self.size} "
-                             f"canvas: {err}") from err
-        truths, ys = [], []
-        for name, s in zip(batch.names, samples):
-            if (s.image is None) == (s.measurement is None):
-                raise InputError(f"sample {name!r}: give exactly one of `image` (clean, degraded by the operator) "
-                                 "or `measurement` (the degraded image y)")
-            if s.image is not None:
-                x = load_image(s.image, self.size)
-                truths.append(x)
-                noise = (randn((1, 3, *out_hw), self.seed, "measurement", -1, name) if self.sigma_y > 0 else None)
-                ys.append(measure(self.operator, x, self.sigma_y, noise))
-            else:
-                y = load_image(s.measurement)
-                if tuple(y.shape[-2:]) != out_hw:
-                    raise InputError(f"measurement file {s.measurement!r} is {y.shape[-1]}x{y.shape[-2]} (WxH), but "
-                                     f"{type(self.operator).__name__} of the {self.size}x{self.size} canvas gives "
-                                     f"{out_hw[1]}x{out_hw[0]}")
-                ys.append(y)
-        batch.y = torch.cat(ys)
-        batch.truth = torch.cat(truths) if len(truths) == len(samples) else None
-        return batch
-
-    def build_generator(self, batch: SVGBatch) -> SVGGenerator:
-        self.register_buffer("y", batch.y, persistent=False)
-        return super().build_generator(batch)
-
-    def gamma_t(self, step: dict) -> float:
-        """gamma of eq. (21): alpha_bar_t unless a constant is configured."""
-        return float(step["alpha_bar_t"]) if self.gamma is None else self.gamma
-
-    def sds_weight(self, step: dict) -> float:
-        return (1 - self.gamma_t(step)) * self.lambda_sds
-
-    def terms(self, g_out: Tensor, latent: Tensor, targets: Targets, step: dict) -> dict[str, Term]:
-        """Eq. (21): the weighted proximal term and the data-consistency term ``||y - A g(psi)||^2``."""
-        return {**super().terms(g_out, latent, targets, step),
-                "dc": Term(squared_error(self.y, self.operator(g_out)), weight=self.gamma_t(step) * self.lambda_dc)}
-
-    def upsampled_measurement(self) -> Tensor:
-        """y brought to the canvas for viewing (nearest for down-sampling operators, else as is)."""
-        return F.interpolate(self.y, size=(self.size, self.size), mode="nearest").clamp(0, 1).cpu()
-
-    def result_images(self) -> dict[str, Tensor]:
-        """``final``, ``measurement`` (y at canvas size) and ``comparison`` (measurement | result | truth)."""
-        final = super().result_images()["final"]
-        meas = self.upsampled_measurement()
-        panels = [meas, final] + ([self.svg_batch.truth] if self.svg_batch.truth is not None else [])
-        return {"final": final, "measurement": meas, "comparison": torch.cat(panels, dim=3)}
-
-    def bicubic_baseline(self) -> Tensor:
-        """Bicubic up-sampling of y to the canvas: the baseline a reconstruction must beat."""
-        return resize_image(self.y.cpu(), self.size)
