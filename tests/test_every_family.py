@@ -13,11 +13,13 @@ from PIL import Image, ImageDraw
 
 from dreamsampler.callbacks import WritePredictions
 from dreamsampler.data import Manifest
+from dreamsampler.errors import InputError
 from dreamsampler.tasks import EditTask, GenerateTask, InpaintTask, SVGReconstructTask, TextToSVGTask
 
 FAMILIES = ["tiny", "tiny-xl", "tiny-sd3", "tiny-flux"]
 SIZE = 16
-SVG = dict(paths=4, segments=3, prompt_suffix="", reinit_every=2, reinit_until=3)
+# t_range: the SVG tasks refine over t <= 250 by default, which a 3-step flow schedule (1000, 761, 444) never reaches
+SVG = dict(paths=4, segments=3, prompt_suffix="", reinit_every=2, reinit_until=3, t_range=[0, 500])
 
 
 def shape_images(tmp_path, n: int = 2) -> list[str]:
@@ -88,3 +90,14 @@ def test_every_task_fits_and_predicts_on_every_family(app, family, backbones, tm
     written = sorted(p.name for p in (tmp_path / "run" / "predictions").glob("*.png"))
     names = [it.get("name") or os.path.splitext(os.path.basename(it["image"]))[0] for it in items]
     assert all(f"{n}.png" in written for n in names), written
+
+
+def test_default_refine_range_without_steps_is_one_clear_error(backbones, tmp_path):
+    task = TextToSVGTask(prompt="a red circle", backbone="tiny-flux", size=SIZE, nfe=3,
+                         **{k: v for k, v in SVG.items() if k != "t_range"})
+    task.backbone = backbones["tiny-flux"]
+    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, default_root_dir=tmp_path)
+    with pytest.raises(InputError, match=r"t_range \(0.0, 250.0\) keeps none of the 3 timesteps \(the refine range "
+                                         r"init 'sample' uses by default; raise nfe, or set t_range"):
+        trainer.fit(task)

@@ -16,8 +16,10 @@ NULL = "out of focus, depth of field"
 
 
 def plain_official(bb, image, holes, prompts, nfe, size, seed, sigma_y, lam, ds_every, ds_until, name):
-    """The official run_inpaint.py loop (design/algorithms.md), plain, on the raw networks; CG's solution of the
-    diagonal system (A^T A + lam I) x = A^T y + lam x0 of a binary mask in closed form."""
+    """The official loop, plain, on the raw networks, written from ``solver/latent_diffusion.py``
+    (``DreamSamplerInpaint.sample``, called by ``run_inpaint.py``); CG's solution of the diagonal system
+    (A^T A + lam I) x = A^T y + lam x0 of a binary mask in closed form. Its output is ``decode(z0t)`` of the last
+    step: after a DPS step that is the uncorrected Tweedie estimate (the correction only moves zt)."""
     sched = DDIMScheduler.from_config(bb.scheduler.config)
     sched.set_timesteps(nfe)
     ts = [int(t) for t in sched.timesteps]
@@ -64,7 +66,7 @@ def plain_official(bb, image, holes, prompts, nfe, size, seed, sigma_y, lam, ds_
             r = (known * (y - dec(z0))).norm()
             (g,) = torch.autograd.grad(r, z)
             z = (a_p.sqrt() * z0 + (1 - a_p).sqrt() * e_uc - a_p.sqrt() * g).detach()
-            z0 = z0.detach() - g
+            z0 = z0.detach()                                 # the official output is decode(z0t): uncorrected
     with torch.no_grad():
         return ((dec(z0) + 1) / 2).clamp(0, 1)
 

@@ -134,7 +134,7 @@ class Diverging(SVGReconstructTask):
 def test_nan_stops_with_the_step_and_keeps_the_last_good_checkpoint(shapes_backbone, tmp_path):
     from dreamsampler.callbacks import RunCheckpoint
 
-    task = Diverging(**small())
+    task = Diverging(**small(t_range=[0, 1000]))       # the whole schedule: step 3 exists
     task.backbone = shapes_backbone
     ckpt = RunCheckpoint(dirpath=tmp_path / "checkpoints", save_last=True, save_top_k=0, every_n_train_steps=2 * 2)
     with pytest.raises(DivergedError, match="NaN or infinite at reverse step 3"):

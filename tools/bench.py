@@ -148,7 +148,7 @@ def official_inpaint_loop(bb: Backbone, image: Path, prompt: str, box: list[int]
             uc = bb.denoise(torch.cat([z, z]), t, ctx_null2, lv, grad=True)[:1]
             (g,) = torch.autograd.grad((known * (y - bb.decode(uc.z0, grad=True))).norm(), z)
             z = (lp.a * uc.z0 + lp.s * uc.eps - lp.a * g).detach()
-            z0 = uc.z0.detach() - g
+            z0 = uc.z0.detach()          # the official output is decode(z0t): the correction only moves z
     with torch.no_grad():
         return ((bb.decode(z0) + 1) / 2).clamp(0, 1)
 

@@ -93,6 +93,8 @@ class DreamSamplerTask(DatasetRuns, L.LightningModule):
     stop_on_nonfinite = False
     #: what ``fit`` needs in the config (named in the error when it is missing)
     fit_needs = "samples"
+    #: appended to a schedule error (e.g. where a default ``t_range`` came from)
+    t_range_note = ""
 
     def __init__(self, backbone: str = "shapes", backbone_dtype: DType = "fp32",
                  backbone_options: BackboneOptions | None = None, nfe: int = 50, spacing: Spacing | None = None,
@@ -261,7 +263,7 @@ class DreamSamplerTask(DatasetRuns, L.LightningModule):
             self.schedule = self.backbone.schedule(self.nfe, size, self.spacing,
                                                    tuple(self.t_range) if self.t_range else None, self.pairing)
         except ValueError as err:
-            raise InputError(str(err)) from err
+            raise InputError(f"{err}{self.t_range_note}") from err
         self.register_buffer("eps_tilde", torch.zeros_like(latent))
         self.initialized.fill_(False)
         self._batch = batch

@@ -5,7 +5,8 @@ At reverse step i (see ``../shared/design/algorithms.md``, inpainting):
 - a **DS step** (``i % ds_every == 0`` and ``i < ds_until * nfe``): TReg's two-step data consistency on the
   unconditional z0 (decode, CG on ``(A^T A + lam I) x = A^T y + lam x0``, encode, blend with alpha_bar_t), then
   each hole takes its own prompt's z0 (localized, eq. 19/20), renoised with fresh noise (purpose ``renoise``);
-- a **DPS step**: z0_hat - d||y - A D(z0_hat)||/dz_t through the UNet and the VAE decoder (``needs_backbone_grad``).
+- a **DPS step**: z0_hat - d||y - A D(z0_hat)||/dz_t through the UNet and the VAE decoder (``needs_backbone_grad``);
+  the last step keeps z0_hat: the official output is D(z0_hat) of the last step, its DPS correction is discarded.
 Both are ``targets`` returning a z0 built directly; psi is the latent (one SGD step of lr 0.5 lands on it).
 alpha_bar_t is the step's signal fraction a²/(a²+s²), so the same blends serve rectified-flow backbones.
 """
@@ -198,8 +199,13 @@ class InpaintTask(ValidatedTask):
         i = int(step["step"])
         return i % self.ds_every == 0 and i < self.ds_until * self.nfe
 
+    def is_last_step(self, step: dict) -> bool:
+        """The official code outputs D(ẑ₀) of the last step: a DPS correction there would only move z_t, which
+        the official loop then discards — so the last DPS step is a plain Tweedie step."""
+        return float(step["t_prev"]) < 0          # the last step goes to t_prev = -1 (schedule.reverse_steps)
+
     def needs_backbone_grad(self, step: dict) -> bool:
-        return not self.is_ds_step(step)
+        return not self.is_ds_step(step) and not self.is_last_step(step)
 
     def targets(self, z_t: Tensor, step: dict) -> Targets:
         return self.ds_targets(z_t, step) if self.is_ds_step(step) else self.dps_targets(z_t, step)
@@ -224,9 +230,14 @@ class InpaintTask(ValidatedTask):
         return Targets(z0=z0, eps_renoise=(1 - ab) ** 0.5 * eps_uc + ab ** 0.5 * noise)
 
     def dps_targets(self, z_t: Tensor, step: dict) -> Targets:
-        """DPS: z0_hat - d||y - A D(z0_hat)||_2 / dz_t (through the UNet and the decoder), renoised with eps_uc."""
+        """DPS: z0_hat - d||y - A D(z0_hat)||_2 / dz_t (through the UNet and the decoder), renoised with eps_uc;
+        at the last step z0_hat itself (the official output, see ``is_last_step``)."""
         bb = self.backbone
-        out = self.denoise(z_t, step, bb.encode_text([self.null_prompt] * z_t.shape[0]), grad=True)
+        null = bb.encode_text([self.null_prompt] * z_t.shape[0])
+        if self.is_last_step(step):
+            out = self.denoise(z_t, step, null)
+            return Targets(z0=out.z0, eps_renoise=out.eps)
+        out = self.denoise(z_t, step, null, grad=True)
         residual = (self.known * (self.y - bb.decode(out.z0, grad=True))).flatten(1).norm(dim=1).sum()
         (grad,) = torch.autograd.grad(residual, z_t)
         return Targets(z0=out.z0 - grad, eps_renoise=out.eps)

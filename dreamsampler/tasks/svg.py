@@ -115,6 +115,8 @@ class TextToSVGTask(DreamSamplerTask):
                  optimizer: OptimizerCallable = paper_adam, **kwargs) -> None:
         if init == "sample" and kwargs.get("t_range") is None:
             kwargs["t_range"] = SAMPLE_REFINE_T_RANGE
+            self.t_range_note = (f" (the refine range init 'sample' uses by default; raise nfe, or set t_range, e.g. "
+                                 f"[0, 1000] for the whole schedule)")
         super().__init__(optimizer=optimizer, **kwargs)
         if not isinstance(size, int) or size <= 0:
             raise InputError(f"size must be a positive integer, got {size!r}")

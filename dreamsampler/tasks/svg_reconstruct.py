@@ -63,6 +63,8 @@ class SVGReconstructTask(TextToSVGTask):
                              f"consistency), got {init!r}")
         if init == "measurement" and kwargs.get("t_range") is None:
             kwargs["t_range"] = MEASUREMENT_REFINE_T_RANGE
+            self.t_range_note = (f" (the refine range init 'measurement' uses by default; raise nfe, or set t_range, e.g. "
+                                 f"[0, 1000] for the whole schedule)")
         self.operator = operator if operator is not None else Downsample(8)
         self.sigma_y, self.lambda_dc, self.gamma = sigma_y, lambda_dc, gamma
         if sigma_y < 0:
