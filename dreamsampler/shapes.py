@@ -243,10 +243,9 @@ def background_color(img) -> np.ndarray:
     return np.median(border, axis=0)
 
 
-def _largest_component(mask: np.ndarray) -> np.ndarray:
-    """Largest 4-connected component of a boolean mask (label propagation: min index over neighbours)."""
-    if not mask.any():
-        return np.zeros_like(mask, dtype=bool)
+def label_components(mask: np.ndarray) -> np.ndarray:
+    """4-connected components of a boolean mask: each pixel's component id (the smallest flat index in it), and
+    ``mask.size`` outside the mask (label propagation: min index over neighbours, with pointer jumping)."""
     h, w = mask.shape
     big = h * w
     label = np.where(mask, np.arange(big).reshape(h, w), big)
@@ -259,8 +258,15 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
         jumped = np.where(mask, flat[np.minimum(nb, big - 1)].reshape(h, w), big)
         nb = np.minimum(nb, np.where(mask, jumped, big))
         if np.array_equal(nb, label):
-            break
+            return label
         label = nb
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    """Largest 4-connected component of a boolean mask."""
+    if not mask.any():
+        return np.zeros_like(mask, dtype=bool)
+    label = label_components(mask)
     ids, counts = np.unique(label[mask], return_counts=True)
     return label == ids[counts.argmax()]
 

@@ -55,3 +55,19 @@ def test_resume_reuses_the_vae_and_continues_the_unet(train, tmp_path):
     vae_a = (tmp_path / "a" / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
     assert vae_a == (tmp_path / "b" / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
     assert torch.load(tmp_path / "w" / "unet_ckpt.pt", weights_only=False)["step"] == 4
+
+
+def test_scenes_faces_world_trains_and_checks_its_prompts(train, tmp_path):
+    import json
+
+    from diffusers import StableDiffusionPipeline
+
+    train(tmp_path / "a", tmp_path / "w", "--world", "scenes-faces", "--eval-seeds", "1")
+    info = json.loads((tmp_path / "w" / "train_info.json").read_text())
+    assert {"glasses_acc", "smile_acc", "color_acc", "count_acc", "objects_acc"} <= set(info["quick_eval"]), info
+    pipe = StableDiffusionPipeline.from_pretrained(str(tmp_path / "a"), safety_checker=None,
+                                                   requires_safety_checker=False)
+    assert pipe.tokenizer.model_max_length == 24
+    assert pipe.text_encoder.config.max_position_embeddings == 24
+    ids = pipe.tokenizer("a yellow face wearing glasses with a smile").input_ids
+    assert len(ids) == 10                                      # one token per word

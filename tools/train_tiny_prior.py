@@ -1,14 +1,17 @@
 #!/usr/bin/env python
-"""Train the shipped "shapes world" prior: a tiny text-conditioned latent diffusion model in diffusers SD layout.
+"""Train an embedded prior: a tiny text-conditioned latent diffusion model in diffusers SD layout, from scratch on
+the procedural data of a world (``--world``, :mod:`dreamsampler.worlds`): ``shapes`` (the shipped ``shapes_prior``)
+or ``scenes-faces`` (scenes of 1–3 shapes and cartoon faces with attributes).
 
 Stages (each checkpointed under ``--work`` so a crash loses at most one stage's tail):
-1. VAE (``AutoencoderKL``, 64x64x3 -> 16x16x4) on procedural shapes images, MSE + a small KL term;
+1. VAE (``AutoencoderKL``, 64x64x3 -> 16x16x4) on the world's images, MSE + a small KL term;
    the latent ``scaling_factor`` is measured as 1 / std of the latents of a data pool.
 2. UNet (``UNet2DConditionModel``) + a 2-layer ``CLIPTextModel`` trained from scratch on the encoded pool,
    epsilon prediction, SD1.5 noise schedule, min-SNR-5 weighting, 10 % caption dropout (empty prompt), EMA.
 3. Assemble ``StableDiffusionPipeline(...).save_pretrained(out)`` (safetensors) with the EMA weights,
    the ``DDIMScheduler`` of SD1.5 and a tokenizer written by ``write_clip_tokenizer``; then a quick
-   text-to-image check (color/shape accuracy) printed and logged.
+   text-to-image check (per-part accuracy by the world's checker: color, shape, objects, glasses, smile)
+   printed and logged.
 
 Everything is seeded: data of step ``i`` come from ``torch.Generator().manual_seed(seed * 1_000_003 + i)``,
 so ``--resume`` continues bit-identically (on the same machine and thread count).
@@ -32,10 +35,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dreamsampler import shapes  # noqa: E402
+from dreamsampler.worlds import ShapesWorld, world  # noqa: E402
 from dreamsampler.backbones.tokenizer import write_clip_tokenizer  # noqa: E402
 
-MAX_LENGTH = 16  # tokenizer model_max_length == text encoder max_position_embeddings
 
 
 # ------------------------------------------------------------------------------------------------ models
@@ -82,7 +84,7 @@ def make_text_encoder(args, tokenizer):
         intermediate_size=4 * args.text_dim,
         num_hidden_layers=2,
         num_attention_heads=4,
-        max_position_embeddings=MAX_LENGTH,
+        max_position_embeddings=tokenizer.model_max_length,
         projection_dim=args.text_dim,
         bos_token_id=vocab["<|startoftext|>"],
         eos_token_id=vocab["<|endoftext|>"],
@@ -116,9 +118,14 @@ def step_generator(seed: int, step: int, stream: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step * 7 + stream)
 
 
+def make_world(args):
+    return ShapesWorld(args.background_prob) if args.world == "shapes" else world(args.world)
+
+
 def batch_images(args, step: int, n: int, stream: int = 0):
-    p = shapes.sample_params(n, step_generator(args.seed, step, stream), args.background_prob)
-    return shapes.render_params(p, args.res) * 2 - 1, p
+    """``n`` training images in [-1, 1] and their captions, drawn from the world with step ``step``'s generator."""
+    images, captions = make_world(args).sample(n, step_generator(args.seed, step, stream), args.res)
+    return images * 2 - 1, captions
 
 
 def lr_at(step: int, total: int, base: float, warmup: int) -> float:
@@ -181,8 +188,7 @@ def train_vae(args, work: Path):
 
 @torch.no_grad()
 def heldout_psnr(vae, args, n: int = 256) -> float:
-    data = shapes.sample_dataset(n, seed=10_000 + args.seed, res=args.res, background_prob=0.5)
-    x = torch.from_numpy(data.images).permute(0, 3, 1, 2) * 2 - 1
+    x = make_world(args).sample(n, torch.Generator().manual_seed(10_000 + args.seed), args.res)[0] * 2 - 1
     rec = torch.cat([vae.decode(vae.encode(xb).latent_dist.mode()).sample for xb in x.split(64)])
     mse = (((rec.clamp(-1, 1) - x) / 2) ** 2).mean(dim=(1, 2, 3))
     return float((10 * torch.log10(1 / mse)).mean())
@@ -193,11 +199,11 @@ def heldout_psnr(vae, args, n: int = 256) -> float:
 def encode_pool(vae, args, log):
     means, stds, caps = [], [], []
     for i in range(args.pool // 64):
-        x, p = batch_images(args, i, 64, stream=2)
+        x, captions = batch_images(args, i, 64, stream=2)
         d = vae.encode(x).latent_dist
         means.append(d.mean)
         stds.append(d.std)
-        caps += shapes.params_captions(p)
+        caps += captions
     mean, std = torch.cat(means), torch.cat(stds)
     g = torch.Generator().manual_seed(args.seed)
     sample = mean + std * torch.randn(mean.shape, generator=g)
@@ -288,7 +294,7 @@ def train_unet(args, work: Path, vae, tokenizer):
 
 
 # ---------------------------------------------------------------------------------------------- assemble
-def assemble(out: Path, vae, unet, text, tokenizer_dir: Path, sf: float):
+def assemble(out: Path, vae, unet, text, tokenizer_dir: Path, sf: float, wld):
     from diffusers import StableDiffusionPipeline
     from transformers import CLIPTokenizer
 
@@ -300,21 +306,22 @@ def assemble(out: Path, vae, unet, text, tokenizer_dir: Path, sf: float):
     )
     pipe.save_pretrained(str(out), safe_serialization=True)
     # also the slow-tokenizer files (vocab.json, merges.txt): save_pretrained may write tokenizer.json only
-    write_clip_tokenizer(out / "tokenizer", shapes.CAPTION_WORDS, max_length=MAX_LENGTH)
+    write_clip_tokenizer(out / "tokenizer", wld.words, max_length=wld.max_length)
     for f in out.rglob("*.safetensors"):  # safetensors writes 0600; package data must be world-readable
         f.chmod(0o644)
     return pipe
 
 
 @torch.no_grad()
-def quick_eval(folder: Path, seeds=(0, 1), guidance: float = 3.0, steps: int = 50):
-    """Color/shape accuracy of text-to-image samples over all white-background prompts."""
+def quick_eval(folder: Path, wld, seeds=(0, 1), guidance: float = 3.0, steps: int = 50):
+    """Per-part accuracy (``world.read``: color, shape, glasses, ...) of text-to-image samples of the world's check
+    prompts, and the images (rows = seeds)."""
     from diffusers import StableDiffusionPipeline
 
     pipe = StableDiffusionPipeline.from_pretrained(str(folder), safety_checker=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
-    prompts = shapes.all_prompts()
-    ok_c = ok_s = n = 0
+    prompts = wld.eval_prompts()
+    hits: dict[str, list[bool]] = {}
     images = []
     for seed in seeds:
         gens = [torch.Generator().manual_seed(seed * 1000 + i) for i in range(len(prompts))]
@@ -322,15 +329,13 @@ def quick_eval(folder: Path, seeds=(0, 1), guidance: float = 3.0, steps: int = 5
                     output_type="np").images
         images.append(imgs)
         for p, img in zip(prompts, imgs):
-            c, s = shapes.describe(img)
-            ok_c += c == p.split()[1]
-            ok_s += s == p.split()[2]
-            n += 1
-    return ok_c / n, ok_s / n, images
+            for part, ok in wld.read(p, img).items():
+                hits.setdefault(part, []).append(bool(ok))
+    return {part: sum(v) / len(v) for part, v in hits.items()}, images
 
 
 def save_grid(images, path: Path, scale: int = 1):
-    """Rows = seeds, columns = prompts (``shapes.all_prompts()`` order); 2-px white gutters."""
+    """Rows = seeds, columns = prompts (the world's ``eval_prompts()`` order); 2-px white gutters."""
     import numpy as np
     from PIL import Image
 
@@ -352,6 +357,8 @@ def parse(argv=None):
     ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--res", type=int, default=64)
+    ap.add_argument("--world", default="shapes", choices=["shapes", "scenes-faces"],
+                    help="the procedural data (dreamsampler.worlds)")
     ap.add_argument("--background-prob", type=float, default=0.3, help="share of colored-background images")
     ap.add_argument("--vae-channels", type=int, nargs=3, default=[16, 32, 64])
     ap.add_argument("--vae-steps", type=int, default=1200)
@@ -382,8 +389,8 @@ def main(argv=None):
     args = parse(argv)
     if args.eval_only:
         torch.set_num_threads(args.threads)
-        acc_c, acc_s, images = quick_eval(Path(args.out), seeds=tuple(range(max(1, args.eval_seeds))))
-        print(f"text-to-image: color {acc_c:.3f} shape {acc_s:.3f}", flush=True)
+        acc, images = quick_eval(Path(args.out), make_world(args), seeds=tuple(range(max(1, args.eval_seeds))))
+        print("text-to-image: " + " ".join(f"{k} {v:.3f}" for k, v in acc.items()), flush=True)
         save_grid(images, Path(args.work) / "samples.png")
         print(f"grid: {Path(args.work) / 'samples.png'}", flush=True)
         return
@@ -394,7 +401,8 @@ def main(argv=None):
     work, out = Path(args.work), Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
     t0, c0 = time.time(), time.process_time()
-    tok = write_clip_tokenizer(work / "tokenizer", shapes.CAPTION_WORDS, max_length=MAX_LENGTH)
+    wld = make_world(args)
+    tok = write_clip_tokenizer(work / "tokenizer", wld.words, max_length=wld.max_length)
 
     if args.skip_vae or args.resume:
         from diffusers import AutoencoderKL
@@ -408,7 +416,7 @@ def main(argv=None):
     t_vae = time.time() - t0
     unet, text, sf, log = train_unet(args, work, vae, tok)
     t_unet = time.time() - t0 - t_vae
-    assemble(out, vae, unet, text, work / "tokenizer", sf)
+    assemble(out, vae, unet, text, work / "tokenizer", sf, wld)
     info = {
         "params": {"vae": n_params(vae), "unet": n_params(unet), "text_encoder": n_params(text)},
         "scaling_factor": sf,
@@ -419,12 +427,12 @@ def main(argv=None):
     }
     log.line(f"wrote {out}: {json.dumps(info['params'])}, minutes {info['minutes']}")
     if args.eval_seeds:
-        acc_c, acc_s, images = quick_eval(out, seeds=tuple(range(args.eval_seeds)))
+        acc, images = quick_eval(out, wld, seeds=tuple(range(args.eval_seeds)))
         save_grid(images, work / "samples.png")
-        info["quick_eval"] = {"color_acc": acc_c, "shape_acc": acc_s, "guidance": 3.0, "steps": 50}
-        log.scalar("eval/color_acc", acc_c, args.unet_steps)
-        log.scalar("eval/shape_acc", acc_s, args.unet_steps)
-        log.line(f"text-to-image: color {acc_c:.3f} shape {acc_s:.3f}")
+        info["quick_eval"] = {**{f"{k}_acc": v for k, v in acc.items()}, "guidance": 3.0, "steps": 50}
+        for k, v in acc.items():
+            log.scalar(f"eval/{k}_acc", v, args.unet_steps)
+        log.line("text-to-image: " + " ".join(f"{k} {v:.3f}" for k, v in acc.items()))
     (work / "train_info.json").write_text(json.dumps(info, indent=2))
 
 
