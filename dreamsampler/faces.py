@@ -44,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dreamsampler.shapes import COLORS, PALETTE, WHITE, as_image, nearest_palette
+from dreamsampler.shapes import COLORS, PALETTE, PALETTE_RGB, WHITE, WorldBatch, as_image, nearest_palette
 
 #: skin colors: every one contrasts with the dark features (RGB distance >= 0.53) and with white (>= 0.9)
 FACE_COLORS: tuple[str, ...] = ("yellow", "orange", "green", "blue", "purple")
@@ -108,11 +108,7 @@ class FaceLabel:
         return caption(self.color if with_color else None, self.glasses, self.smile)
 
 
-@dataclass
-class FacesBatch:
-    images: np.ndarray  # (n, res, res, 3) float32 in [0, 1]
-    captions: list[str]
-    labels: list[FaceLabel]
+FacesBatch = WorldBatch  # labels: FaceLabel
 
 
 # ----------------------------------------------------------------------------------------------- rendering
@@ -232,7 +228,6 @@ GLASSES_MIN_DARK = 0.48
 # threshold at the midpoint.
 MOUTH_MID, MOUTH_END = 0.04, (0.07, 0.14)  # |x - cx| ranges of the middle and end columns
 SMILE_MIN_CURVE = 0.018
-_PAL = np.array([PALETTE[c] for c in COLORS], dtype=np.float32)
 
 
 def _analyze(img):
@@ -242,7 +237,7 @@ def _analyze(img):
     nonwhite = np.linalg.norm(a - np.array(WHITE, np.float32), axis=-1) > WHITE_DIST
     labels = nearest_palette(a)
     skinlike = nonwhite & (np.linalg.norm(a - np.array(DARK, np.float32), axis=-1)
-                           > np.linalg.norm(a - _PAL[labels], axis=-1))
+                           > np.linalg.norm(a - PALETTE_RGB[labels], axis=-1))
     if skinlike.sum() < MIN_FACE_FRAC * h * w:
         return None
     k = int(np.bincount(labels[skinlike], minlength=len(COLORS)).argmax())

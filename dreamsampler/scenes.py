@@ -43,7 +43,6 @@ MAX_OBJECTS = 3
 SIZE_RANGES = {1: shapes.SIZE_RANGE, 2: (0.30, 0.40), 3: (0.20, 0.27)}
 #: keep this much (fraction of the side) between an object and its slot's edges and the canvas border
 _GAP = 0.04
-_PAL = np.array([shapes.PALETTE[c] for c in COLORS], dtype=np.float32)
 #: a component smaller than this is noise, not an object (a 3-object scene's smallest triangle has ~80 pixels at 64²)
 MIN_OBJECT_PIXELS = 20
 
@@ -80,12 +79,16 @@ def _coverage(shape_idx: torch.Tensor, center: torch.Tensor, size: torch.Tensor,
 
 def render_scene(objects: list[SceneObject], res: int = 64) -> np.ndarray:
     """One scene, ``(res, res, 3)`` float32 in [0, 1]; objects are painted in order over white."""
-    img = torch.ones(1, 3, res, res)
-    for o in objects:
-        cov = _coverage(torch.tensor([SHAPES.index(o.shape)]), torch.tensor([o.center], dtype=torch.float32),
-                        torch.tensor([o.size], dtype=torch.float32), res)
-        img = img * (1 - cov) + torch.tensor(shapes.PALETTE[o.color]).view(1, 3, 1, 1) * cov
-    return img[0].permute(1, 2, 0).numpy()
+    if not 1 <= len(objects) <= MAX_OBJECTS:
+        raise ValueError(f"a scene has 1 to {MAX_OBJECTS} objects, got {len(objects)}")
+    pad = [SceneObject("red", "circle")] * (MAX_OBJECTS - len(objects))        # unused slots (count < 3)
+    objs = list(objects) + pad
+    p = {"count": torch.tensor([len(objects)]),
+         "color": torch.tensor([[COLORS.index(o.color) for o in objs]]),
+         "shape": torch.tensor([[SHAPES.index(o.shape) for o in objs]]),
+         "center": torch.tensor([[o.center for o in objs]], dtype=torch.float32),
+         "size": torch.tensor([[o.size for o in objs]], dtype=torch.float32)}
+    return render_params(p, res)[0].permute(1, 2, 0).numpy()
 
 
 def sample_params(n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -145,7 +148,7 @@ def coverage(img) -> np.ndarray:
     the object's color: a recolored object keeps its mask)."""
     a = shapes.as_image(img)
     d = a - shapes.background_color(a)                                       # (H, W, 3)
-    v = _PAL - shapes.background_color(a)                                    # (K, 3)
+    v = shapes.PALETTE_RGB - shapes.background_color(a)                      # (K, 3)
     c = (d @ v.T) / np.maximum((v * v).sum(-1), 1e-6)                        # (H, W, K)
     resid = np.linalg.norm(d[..., None, :] - c[..., None] * v, axis=-1)     # (H, W, K)
     return np.take_along_axis(c, resid.argmin(-1)[..., None], -1)[..., 0]

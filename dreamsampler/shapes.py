@@ -127,10 +127,15 @@ class ShapeLabel:
 
 
 @dataclass
-class ShapesBatch:
+class WorldBatch:
+    """A sampled dataset of a procedural world (shapes, faces): images, their captions and labels."""
+
     images: np.ndarray  # (n, res, res, 3) float32 in [0, 1]
     captions: list[str]
-    labels: list[ShapeLabel]
+    labels: list  # the world's label records (ShapeLabel here)
+
+
+ShapesBatch = WorldBatch
 
 
 def sample_params(n: int, generator: torch.Generator, background_prob: float = 0.0) -> dict[str, torch.Tensor]:
@@ -212,7 +217,8 @@ def sample_dataset(n: int, seed: int, res: int = 64, background_prob: float = 0.
 
 
 # ------------------------------------------------------------------------------------------------- checker
-_PAL = np.array([PALETTE[c] for c in COLORS], dtype=np.float32)
+#: the palette as an array, rows in ``COLORS`` order
+PALETTE_RGB = np.array([PALETTE[c] for c in COLORS], dtype=np.float32)
 SQUARE_MIN_FILL = 0.89  # midpoint of 1.0 and pi/4
 TRIANGLE_MAX_FILL = 0.64  # midpoint of pi/4 and 1/2
 MIN_MASK_PIXELS = 12
@@ -280,7 +286,7 @@ def shape_mask(img, threshold: float = 0.3) -> np.ndarray:
 
 def nearest_palette(rgb: np.ndarray) -> np.ndarray:
     """Index into ``COLORS`` of the nearest palette color, for an (..., 3) array."""
-    d = ((np.asarray(rgb, dtype=np.float32)[..., None, :] - _PAL) ** 2).sum(-1)
+    d = ((np.asarray(rgb, dtype=np.float32)[..., None, :] - PALETTE_RGB) ** 2).sum(-1)
     return d.argmin(-1)
 
 

@@ -98,3 +98,8 @@ def test_structure_iou_sees_moves_not_recolors():
     assert scenes.structure_iou(img, scenes.render_scene(moved), box=left) == 1.0   # the other object unchanged
     with pytest.raises(ValueError, match="slot 2 of 2"):
         scenes.slot_box(2, 2)
+
+
+def test_render_scene_refuses_more_objects_than_slots():
+    with pytest.raises(ValueError, match="1 to 3 objects, got 4"):
+        scenes.render_scene([scenes.SceneObject("red", "circle")] * 4)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import math
 import os
-from xml.etree.ElementTree import Element
+from typing import Any
+
 
 from .paths import check_path_data
 from .values import SvgError, check_transform, length, numbers, style, where
 
 SVG_NS = "http://www.w3.org/2000/svg"
+#: an element of the tree ``parse_xml`` returns (defusedxml's ``fromstring``; no XML module is imported here)
+Element = Any
 
 _DEFINITIONS = {"defs", "clipPath", "pattern"}  # svgelements keeps their content out of the picture
 _NON_RENDERING = _DEFINITIONS | {"title", "desc", "metadata", "linearGradient", "radialGradient", "mask",
