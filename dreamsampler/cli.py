@@ -157,7 +157,8 @@ def evaluate_command(argv: list[str]) -> None:
     ap.add_argument("--metrics", nargs="+", help="metric names, or auto (default: the run's evaluate.metrics)")
     for key in ("clip", "dino", "device"):
         ap.add_argument(f"--{key}")
-    ap.add_argument("--fid_features", type=int)
+    ap.add_argument("--fid_features", type=lambda v: int(v) if v.isdigit() else v,
+                    help="InceptionV3 width (64, 192, 768, 2048) or vae (the backbone's own VAE encoder)")
     ap.add_argument("--lpips", action="store_true", default=None)
     args = ap.parse_args(argv)
     config_file = args.run_dir / "config.yaml"

@@ -15,8 +15,13 @@ Per-sample metrics (each needs the inputs or models named):
 - shapes world (``backbone: shapes``, no download): ``color_acc`` / ``shape_acc`` (the checker reads the prompt's
   color / shape; for inpainting ``hole_color_acc``, inside each hole) and ``structure_iou`` (editing: the shape
   mask of the source vs the edit).
-Set-level: ``fid`` (``fid_features``: InceptionV3 layer, needs torch-fidelity) of the results against the sources
-(editing) or the ground truths.
+- scenes-and-faces world (``backbone: scenes-faces``, :mod:`dreamsampler.metrics.world_metrics`): ``attr_acc``
+  (every part of the prompt shown: the CLIP-accuracy analog), ``region_acc`` / ``hole_attr_acc`` (share of the edit
+  regions / holes showing what their own prompt names there), ``structure_iou`` (editing: foreground IoU with the
+  source, the DINO-distance analog) and ``kept_iou`` (a localized edit: the same outside its regions).
+Set-level: ``fid`` (``fid_features``: InceptionV3 layer, needs torch-fidelity; or ``vae``: the backbone's own VAE
+encoder features, see ``world_metrics.VAEFeatures``) of the results against the sources (editing) or the ground
+truths. Samples with a ``group`` get one row per group in ``metrics.md`` (the table's rows), after the overall one.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import torch
 from torch import Tensor
 
 from . import shapes
+from .worlds import WORLDS
 from .errors import InputError
 from .io.files import write_text
 from .io.images import load_image
@@ -48,7 +54,8 @@ class EvalConfig:
         clip: CLIP model for ``clip_score`` / ``clip_accuracy`` (hub id or local folder; the paper's protocol
             uses ``openai/clip-vit-large-patch14``).
         dino: DINO-ViT for ``dino_structure`` (hub id or folder; ``facebook/dino-vitb8``).
-        fid_features: InceptionV3 feature layer for ``fid`` (64, 192, 768 or 2048; needs torch-fidelity).
+        fid_features: InceptionV3 feature layer for ``fid`` (64, 192, 768 or 2048; needs torch-fidelity), or
+            ``"vae"``: the backbone's VAE encoder (posterior mean pooled to 4 × 4; no download, a stand-in).
         lpips: also compute LPIPS (AlexNet; needs torchvision and its weights).
         device: where the feature models run.
     """
@@ -56,7 +63,7 @@ class EvalConfig:
     metrics: list[str] | None = None
     clip: str | None = None
     dino: str | None = None
-    fid_features: int | None = None
+    fid_features: int | str | None = None
     lpips: bool = False
     device: str = "cpu"
 
@@ -87,11 +94,39 @@ def _hole_color_acc(pred: Tensor, inputs: dict) -> float:
     return sum(hits) / len(hits)
 
 
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values)
+
+
+def _union(parts: list) -> Tensor:
+    return torch.stack([m for m, _ in parts]).any(0)
+
+
+def _fid_feature(kind: int | str, backbone_source: str | None) -> int | torch.nn.Module:
+    """The FID feature extractor: an InceptionV3 width, or ``"vae"``: the backbone's VAE encoder."""
+    if kind != "vae":
+        return kind
+    from diffusers import AutoencoderKL
+
+    from .backbones import SHIPPED_PRIORS
+    from .metrics.world_metrics import VAEFeatures
+
+    folder = SHIPPED_PRIORS.get(backbone_source, backbone_source)
+    try:
+        vae = AutoencoderKL.from_pretrained(str(folder), subfolder="vae", low_cpu_mem_usage=False)
+    except (OSError, ValueError) as err:
+        raise InputError(f"fid_features: vae needs a backbone with a diffusers `vae/` folder; {backbone_source!r}: "
+                         f"{err}") from err
+    return VAEFeatures(vae.eval().requires_grad_(False))
+
+
 class Evaluator:
     """Per-sample metric functions ``(pred (1, 3, S, S), inputs) -> float``, the ones a config asks for."""
 
-    def __init__(self, cfg: EvalConfig, shapes_world: bool) -> None:
-        self.cfg, self.shapes_world = cfg, shapes_world
+    def __init__(self, cfg: EvalConfig, world: str | None) -> None:
+        self.cfg, self.world = cfg, world
+        self.shapes_world = world == "shapes"
         self._clip = self._dino = None
 
     def clip(self):
@@ -128,12 +163,25 @@ class Evaluator:
                 names += (["color_acc"] if color else []) + (["shape_acc"] if shape else [])
             if has("source"):
                 names.append("structure_iou")
+        if self.world == "scenes-faces":
+            names.append("hole_attr_acc" if has("holes") else "region_acc" if has("regions") else "attr_acc")
+            if has("source"):
+                kept = has("regions") and not bool(_union(inputs["regions"]).all())   # something left outside
+                names += ["structure_iou"] + (["kept_iou"] if kept else [])
         return names
 
     def functions(self) -> dict[str, Callable[[Tensor, dict], float]]:
         from . import metrics as m
+        from .metrics import world_metrics as w
 
         ev = self
+        world = {
+            "attr_acc": lambda p, i: w.all_true(w.prompt_parts(i["prompt"], p[0])),
+            "region_acc": lambda p, i: _mean(w.all_true(w.region_parts(t, p[0], k)) for k, t in i["regions"]),
+            "hole_attr_acc": lambda p, i: _mean(w.all_true(w.region_parts(t, p[0], k)) for k, t in i["holes"]),
+            "structure_iou": lambda p, i: w.structure_iou(i["source"][0], p[0]),
+            "kept_iou": lambda p, i: w.structure_iou(i["source"][0], p[0], outside=_union(i["regions"])),
+        } if self.world == "scenes-faces" else {}
         return {
             "psnr": lambda p, i: float(m.psnr(p, i["truth"])[0]),
             "ssim": lambda p, i: float(m.ssim(p, i["truth"])[0]),
@@ -147,13 +195,14 @@ class Evaluator:
             "shape_acc": lambda p, i: float(shapes.classify_shape(p[0]) == parse_shape_prompt(i["prompt"])[1]),
             "hole_color_acc": _hole_color_acc,
             "structure_iou": lambda p, i: float(m.structure_iou(i["source"], p)[0]),
-        }
+        } | world
 
 
 def evaluate_samples(task: Any, items: list[dict], predictions: Path, cfg: EvalConfig) -> tuple[list[dict], dict]:
     """Rows ``{"name", <metric>: value}`` for every item with a written result, and the set-level metrics."""
     wanted = list(cfg.metrics or [])
-    evaluator = Evaluator(cfg, shapes_world=getattr(task, "backbone_source", None) == "shapes")
+    source = getattr(task, "backbone_source", None)
+    evaluator = Evaluator(cfg, world=source if source in WORLDS else None)
     functions = evaluator.functions()
     unknown = sorted(set(wanted) - set(functions) - {"auto", "fid"})
     if unknown:
@@ -173,7 +222,8 @@ def evaluate_samples(task: Any, items: list[dict], predictions: Path, cfg: EvalC
                                  "inputs or models this run does not have (see `dreamsampler.evaluate`; e.g. "
                                  "`evaluate.clip` for clip_score, a `source_prompt` for clip_accuracy)")
             names = [n for n in wanted if n != "fid"]
-        rows.append({"name": item["name"], **{n: functions[n](pred, inputs) for n in names}})
+        group = {"group": str(item["group"])} if item.get("group") is not None else {}
+        rows.append({"name": item["name"], **group, **{n: functions[n](pred, inputs) for n in names}})
         preds.append(pred)
         ref = inputs.get("truth", inputs.get("source"))
         refs.append(ref)
@@ -184,18 +234,51 @@ def evaluate_samples(task: Any, items: list[dict], predictions: Path, cfg: EvalC
         if any(r is None for r in refs):
             raise InputError("metric `fid` needs a reference image per sample (source or ground truth)")
         from .metrics import fid
-        sets["fid"] = float(fid(torch.cat(refs), torch.cat(preds), feature=cfg.fid_features))
+        feature = _fid_feature(cfg.fid_features, source)
+        sets["fid"] = float(fid(torch.cat(refs), torch.cat(preds), feature=feature))
+        groups = [r.get("group") for r in rows]
+        for g in dict.fromkeys(x for x in groups if x is not None):
+            idx = [k for k, x in enumerate(groups) if x == g]
+            if len(idx) >= 2:
+                sets[f"fid [{g}]"] = float(fid(torch.cat([refs[k] for k in idx]), torch.cat([preds[k] for k in idx]),
+                                               feature=feature))
     return rows, sets
 
 
+def _metric_names(rows: list[dict]) -> list[str]:
+    return list(dict.fromkeys(k for r in rows for k in r if k not in ("name", "group")))
+
+
+def _finite(rows: list[dict], n: str) -> list[float]:
+    return [r[n] for r in rows if n in r and math.isfinite(r[n])]
+
+
+def group_table(rows: list[dict], sets: dict) -> list[str]:
+    """One row per ``group`` (in order of appearance): its sample count, each metric's mean, its set-level FID."""
+    groups = list(dict.fromkeys(r["group"] for r in rows if r.get("group") is not None))
+    if not groups:
+        return []
+    names = _metric_names(rows)
+    fid = "fid" in sets
+    lines = ["", "## By group", "", "| group | n | " + " | ".join(names + ["fid"] * fid) + " |",
+             "|---|---|" + "---|" * (len(names) + fid)]
+    for g in groups:
+        sub = [r for r in rows if r.get("group") == g]
+        cells = [f"{sum(v) / len(v):.4f}" if (v := _finite(sub, n)) else "–" for n in names]
+        cells += [f"{sets[f'fid [{g}]']:.4f}" if f"fid [{g}]" in sets else "–"] * fid
+        lines.append(f"| {g} | {len(sub)} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def metric_table(rows: list[dict], sets: dict, title: str) -> str:
-    """``metrics.md``: per metric the mean, a 95 % percentile-bootstrap interval and the sample count."""
+    """``metrics.md``: per metric the mean, a 95 % percentile-bootstrap interval and the sample count; then one row
+    per group when the samples have groups."""
     from .metrics import mean_ci
 
-    names = list(dict.fromkeys(k for r in rows for k in r if k != "name"))
+    names = _metric_names(rows)
     lines = [f"# {title}", "", f"{len(rows)} samples.", "", "| metric | mean | 95 % interval | n |", "|---|---|---|---|"]
     for n in names:
-        values = [r[n] for r in rows if n in r and math.isfinite(r[n])]
+        values = _finite(rows, n)
         skipped = sum(1 for r in rows if n in r) - len(values)
         if not values:
             lines.append(f"| {n} | – | – | 0 |")
@@ -203,15 +286,15 @@ def metric_table(rows: list[dict], sets: dict, title: str) -> str:
         mean, low, high = mean_ci(torch.tensor(values, dtype=torch.float64))
         note = f" ({skipped} infinite left out)" if skipped else ""
         lines.append(f"| {n} | {mean:.4f} | [{low:.4f}, {high:.4f}] | {len(values)}{note} |")
-    for n, v in sets.items():
-        lines.append(f"| {n} (set) | {v:.4f} | – | {len(rows)} |")
-    return "\n".join(lines) + "\n"
+    if "fid" in sets:
+        lines.append(f"| fid (set) | {sets['fid']:.4f} | – | {len(rows)} |")
+    return "\n".join(lines + group_table(rows, sets)) + "\n"
 
 
 def write_metrics(run: Path, rows: list[dict], sets: dict, title: str) -> None:
-    names = list(dict.fromkeys(k for r in rows for k in r if k != "name"))
+    names = _metric_names(rows)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["name", *names])
+    writer = csv.DictWriter(buf, fieldnames=["name", *(["group"] * any("group" in r for r in rows)), *names])
     writer.writeheader()
     for r in rows:
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
@@ -221,11 +304,11 @@ def write_metrics(run: Path, rows: list[dict], sets: dict, title: str) -> None:
 
     with SummaryWriter(str(run)) as tb:
         for n in names:
-            values = [r[n] for r in rows if n in r and math.isfinite(r[n])]
+            values = _finite(rows, n)
             if values:
                 tb.add_scalar(f"eval/{n}", sum(values) / len(values), len(rows))
-        for n, v in sets.items():
-            tb.add_scalar(f"eval/{n}", v, len(rows))
+        for n, v in sets.items():      # "fid [group]" -> eval/fid/group
+            tb.add_scalar("eval/" + re.sub(r"[^\w/.-]+", "_", n.replace(" [", "/").rstrip("]")), v, len(rows))
 
 
 def evaluate_run(run: Path, task: Any, items: list[dict], cfg: EvalConfig) -> str:

@@ -91,10 +91,13 @@ def render_scene(objects: list[SceneObject], res: int = 64) -> np.ndarray:
     return render_params(p, res)[0].permute(1, 2, 0).numpy()
 
 
-def sample_params(n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """Random scenes, drawn from ``generator`` in a fixed order: ``count`` (n,) in 1..3 and per slot
-    ``color``, ``shape`` (n, 3) long, ``center`` (n, 3, 2), ``size`` (n, 3) (slots beyond ``count`` unused)."""
-    count = 1 + torch.randint(MAX_OBJECTS, (n,), generator=generator)
+def sample_params(n: int, generator: torch.Generator, count: int | None = None) -> dict[str, torch.Tensor]:
+    """Random scenes, drawn from ``generator`` in a fixed order: ``count`` (n,) in 1..3 (or all ``count``) and per
+    slot ``color``, ``shape`` (n, 3) long, ``center`` (n, 3, 2), ``size`` (n, 3) (slots beyond ``count`` unused)."""
+    if count is not None and not 1 <= count <= MAX_OBJECTS:
+        raise ValueError(f"a scene has 1 to {MAX_OBJECTS} objects, got count={count}")
+    count = (1 + torch.randint(MAX_OBJECTS, (n,), generator=generator) if count is None
+             else torch.full((n,), count, dtype=torch.long))
     color = torch.randint(len(COLORS), (n, MAX_OBJECTS), generator=generator)
     shape = torch.randint(len(SHAPES), (n, MAX_OBJECTS), generator=generator)
     u_size, u_xy = torch.rand(n, MAX_OBJECTS, generator=generator), torch.rand(n, MAX_OBJECTS, 2, generator=generator)

@@ -43,6 +43,16 @@ def shapes_backbone():
 
 
 @pytest.fixture(scope="session")
+def world_backbone():
+    """The shipped scenes-and-faces prior (the miniature Tables 1 and 2)."""
+    from dreamsampler.backbones import WORLD_PRIOR_DIR, Backbone
+
+    if not (WORLD_PRIOR_DIR / "model_index.json").is_file():
+        pytest.fail(f"the shipped scenes-and-faces prior is missing at {WORLD_PRIOR_DIR}")
+    return Backbone.load("scenes-faces")
+
+
+@pytest.fixture(scope="session")
 def red_circle(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("img") / "red_circle.png"
     img = Image.new("RGB", (40, 40), "white")
@@ -56,3 +66,15 @@ def run_cli(*args: str, cwd: Path = REPO, timeout: float = 300) -> subprocess.Co
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, "-m", "dreamsampler.cli", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def fit_task(task, backbone, tmp: Path):
+    """Fit a task over its samples in one batch on a given backbone; its first result image (B, 3, S, S)."""
+    import lightning as L
+    import torch
+
+    task.backbone = backbone
+    L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False, default_root_dir=tmp, limit_val_batches=0).fit(task)
+    with torch.no_grad():
+        return next(iter(task.result_images().values()))

@@ -16,9 +16,14 @@ Stages (each checkpointed under ``--work`` so a crash loses at most one stage's 
 Everything is seeded: data of step ``i`` come from ``torch.Generator().manual_seed(seed * 1_000_003 + i)``,
 so ``--resume`` continues bit-identically (on the same machine and thread count).
 
-Regenerate the shipped weights (about 45 min on one core of a 2-core CPU)::
+Regenerate the shipped weights::
 
+    # shapes_prior: about 45 min on one core of a 2-core CPU
     python tools/train_tiny_prior.py --out dreamsampler/assets/shapes_prior --work /tmp/shapes_prior_work
+    # world_prior (backbone "scenes-faces"): about 13 min VAE + 65 min UNet on 2 threads of a 2-core CPU
+    python tools/train_tiny_prior.py --world scenes-faces --threads 2 --unet-steps 6000 \
+        --out dreamsampler/assets/world_prior --work /tmp/world_prior_work
+    # interrupted? the same command with --resume continues the UNet stage from its last checkpoint
 """
 
 from __future__ import annotations
@@ -315,13 +320,14 @@ def assemble(out: Path, vae, unet, text, tokenizer_dir: Path, sf: float, wld):
 @torch.no_grad()
 def quick_eval(folder: Path, wld, seeds=(0, 1), guidance: float = 3.0, steps: int = 50):
     """Per-part accuracy (``world.read``: color, shape, glasses, ...) of text-to-image samples of the world's check
-    prompts, and the images (rows = seeds)."""
+    prompts, the images (rows = seeds), and per prompt the share of seeds showing every part."""
     from diffusers import StableDiffusionPipeline
 
     pipe = StableDiffusionPipeline.from_pretrained(str(folder), safety_checker=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     prompts = wld.eval_prompts()
     hits: dict[str, list[bool]] = {}
+    per_prompt: dict[str, list[bool]] = {}
     images = []
     for seed in seeds:
         gens = [torch.Generator().manual_seed(seed * 1000 + i) for i in range(len(prompts))]
@@ -329,9 +335,12 @@ def quick_eval(folder: Path, wld, seeds=(0, 1), guidance: float = 3.0, steps: in
                     output_type="np").images
         images.append(imgs)
         for p, img in zip(prompts, imgs):
-            for part, ok in wld.read(p, img).items():
+            parts = wld.read(p, img)
+            for part, ok in parts.items():
                 hits.setdefault(part, []).append(bool(ok))
-    return {part: sum(v) / len(v) for part, v in hits.items()}, images
+            per_prompt.setdefault(p, []).append(all(parts.values()))
+    return ({part: sum(v) / len(v) for part, v in hits.items()}, images,
+            {p: sum(v) / len(v) for p, v in per_prompt.items()})
 
 
 def save_grid(images, path: Path, scale: int = 1):
@@ -389,7 +398,10 @@ def main(argv=None):
     args = parse(argv)
     if args.eval_only:
         torch.set_num_threads(args.threads)
-        acc, images = quick_eval(Path(args.out), make_world(args), seeds=tuple(range(max(1, args.eval_seeds))))
+        acc, images, per_prompt = quick_eval(Path(args.out), make_world(args),
+                                             seeds=tuple(range(max(1, args.eval_seeds))))
+        print("| prompt | every part shown |\n|---|---|")
+        print("\n".join(f"| {p} | {v:.0%} |" for p, v in per_prompt.items()))
         print("text-to-image: " + " ".join(f"{k} {v:.3f}" for k, v in acc.items()), flush=True)
         save_grid(images, Path(args.work) / "samples.png")
         print(f"grid: {Path(args.work) / 'samples.png'}", flush=True)
@@ -427,7 +439,7 @@ def main(argv=None):
     }
     log.line(f"wrote {out}: {json.dumps(info['params'])}, minutes {info['minutes']}")
     if args.eval_seeds:
-        acc, images = quick_eval(out, wld, seeds=tuple(range(args.eval_seeds)))
+        acc, images, _ = quick_eval(out, wld, seeds=tuple(range(args.eval_seeds)))
         save_grid(images, work / "samples.png")
         info["quick_eval"] = {**{f"{k}_acc": v for k, v in acc.items()}, "guidance": 3.0, "steps": 50}
         for k, v in acc.items():

@@ -37,6 +37,9 @@ DType = Literal["fp32", "fp16", "bf16"]
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 #: The prior trained by ``tools/train_tiny_prior.py`` and shipped inside the package.
 SHAPES_PRIOR_DIR = Path(__file__).resolve().parent.parent / "assets" / "shapes_prior"
+WORLD_PRIOR_DIR = Path(__file__).resolve().parent.parent / "assets" / "world_prior"
+#: the priors shipped in the package, by backbone name (the name of the procedural world each was trained on)
+SHIPPED_PRIORS = {"shapes": SHAPES_PRIOR_DIR, "scenes-faces": WORLD_PRIOR_DIR}
 
 
 class BackboneError(InputError):

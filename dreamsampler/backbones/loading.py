@@ -16,7 +16,7 @@ from diffusers import FluxTransformer2DModel, SD3Transformer2DModel, UNet2DCondi
 from safetensors import safe_open
 
 from .architectures import write_config_folder
-from .backbone import DTYPES, SHAPES_PRIOR_DIR, Backbone, BackboneError, BackboneOptions, DType
+from .backbone import DTYPES, SHIPPED_PRIORS, Backbone, BackboneError, BackboneOptions, DType
 from .flow import FluxBackbone, SD3Backbone
 from .presets import LARGE_PRESETS, PRESETS
 from .unet import SDBackbone, SDXLBackbone
@@ -40,7 +40,7 @@ def check_source(source: str, dtype: str = "fp32") -> None:
     if dtype not in DTYPES:
         raise BackboneError(f"backbone dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     source = str(source)
-    if source in PRESETS or source == "shapes" or not _looks_local(source):
+    if source in PRESETS or source in SHIPPED_PRIORS or not _looks_local(source):
         return
     if not Path(source).expanduser().exists():
         raise BackboneError(f"backbone path {source!r} does not exist (expected a diffusers folder with "
@@ -64,7 +64,7 @@ def backbone_class(components: dict[str, Any], name: str = "custom") -> type[Bac
 def load_backbone(source: str = "shapes", dtype: DType = "fp32", device: str | torch.device = "cpu",
                   config: str | None = None, options: BackboneOptions | None = None) -> Backbone:
     """Load ``source``: a preset (``tiny``, ``tiny-v``, ``tiny-xl``, ``tiny-sd3``, ``tiny-flux``, ``sd15-random``,
-    ``sdxl-random``, ``sd3-random``), ``"shapes"`` (the shipped prior), a hub id such as
+    ``sdxl-random``, ``sd3-random``), ``"shapes"`` / ``"scenes-faces"`` (the shipped priors), a hub id such as
     ``"stabilityai/stable-diffusion-xl-base-1.0"``, a local diffusers folder, or a single ``.safetensors`` file
     (component configs from ``config``, default: the built-in configs of its family, no download)."""
     source, options = str(source), options or BackboneOptions()
@@ -74,11 +74,12 @@ def load_backbone(source: str = "shapes", dtype: DType = "fp32", device: str | t
         build = PRESETS[source]
         parts = build(device=device) if source in LARGE_PRESETS else build()
         return Backbone.from_components(parts, name=source, **kw)
-    if source == "shapes":
-        if not (SHAPES_PRIOR_DIR / "model_index.json").is_file():
-            raise BackboneError(f"the shipped shapes prior is missing at {SHAPES_PRIOR_DIR}: "
-                                "regenerate it with `python tools/train_tiny_prior.py`")
-        source = str(SHAPES_PRIOR_DIR)
+    if source in SHIPPED_PRIORS:
+        folder = SHIPPED_PRIORS[source]
+        if not (folder / "model_index.json").is_file():
+            raise BackboneError(f"the shipped {source} prior is missing at {folder}: regenerate it with "
+                                f"`python tools/train_tiny_prior.py --world {source} --out {folder}`")
+        source = str(folder)
     if _looks_local(source):
         path = Path(source).expanduser()
         if path.is_file():

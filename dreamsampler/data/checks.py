@@ -7,10 +7,11 @@ from typing import Any, Sequence
 
 
 def unknown_keys(item: dict, allowed: Sequence[str], what: str) -> list[str]:
-    """Keys the task would silently ignore (a typo such as ``promt``)."""
-    unknown = sorted(set(item) - set(allowed) - {"name"})
-    return [f"unknown key(s) {', '.join(map(repr, unknown))} for {what} (allowed: {', '.join(allowed)}, name)"] \
-        if unknown else []
+    """Keys the task would silently ignore (a typo such as ``promt``); ``name`` and ``group`` (the row of the
+    metrics table a sample counts in) are allowed everywhere."""
+    unknown = sorted(set(item) - set(allowed) - {"name", "group"})
+    return [f"unknown key(s) {', '.join(map(repr, unknown))} for {what} (allowed: {', '.join(allowed)}, name, "
+            "group)"] if unknown else []
 
 
 def file_exists(value: Any, key: str) -> list[str]:

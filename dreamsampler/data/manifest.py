@@ -3,13 +3,14 @@
 One line = one sample = one whole DreamSampler run. What a line holds depends on the task (its ``item_keys``):
 
 - edit (``EditTask``): ``{"image", "prompt" | "regions": [{"prompt", "mask" | "box"}], "source_prompt"?}``
-- inpainting (``InpaintTask``): ``{"image", "holes": [{"prompt", "mask" | "box" | "preset"}]}``, or one hole
-  written flat: ``{"image", "prompt", "mask" | "box" | "preset"}``
+- inpainting (``InpaintTask``): ``{"image", "holes": [{"prompt", "mask" | "box" | "preset"}], "treg_omega"?}``,
+  or one hole written flat: ``{"image", "prompt", "mask" | "box" | "preset"}``
 - SVG reconstruction (``SVGReconstructTask``): ``{"prompt", "image" | "measurement", "init_svg"?}``
 - text-to-SVG (``TextToSVGTask``): ``{"prompt", "init_svg"?}``
 
 and every line may give a ``name`` (default: the image's stem, else ``line<N>``): it names the sample's outputs and
-keys its noise, so it must be unique. Relative file paths are resolved against the manifest's folder. The whole
+keys its noise, so it must be unique; and a ``group`` (a label: ``metrics.md`` gets one row per group, e.g. one
+per case or method of a table). Relative file paths are resolved against the manifest's folder. The whole
 manifest is checked before any model is loaded (``setup``), and every bad line is reported at once; what can only
 be found by reading a file's content (a corrupt image) fails that sample alone at run time (``errors.jsonl``).
 """

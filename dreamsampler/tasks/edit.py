@@ -65,6 +65,16 @@ def edit_guidance(uncond: Tensor, cond: Tensor, gamma: float, masks: Tensor | No
     return localized_eps(uncond, cfg(uncond[owner], cond, gamma), masks, owner)
 
 
+def _region_mask(r: Region, size: int, native_hw: tuple[int, int]) -> Tensor:
+    """(1, S, S) soft mask of a region: its mask file resized (antialiased), or its box."""
+    if (r.mask is None) == (r.box is None):
+        raise InputError(f"region {r.prompt!r}: give exactly one of `mask` (file) or `box`")
+    if r.mask is not None:
+        return F.interpolate(load_mask(r.mask, native_hw)[None], size=(size, size), mode="bilinear",
+                             antialias=True)[0]
+    return box_mask(r.box, (size, size))
+
+
 def _sample(item: EditSample | dict) -> EditSample:
     if isinstance(item, EditSample):
         return item
@@ -135,10 +145,15 @@ class EditTask(ValidatedTask):
         return problems
 
     def eval_inputs(self, item: dict) -> dict:
-        """The source image (structure metrics, FID's reference set), the target and the source prompts."""
-        prompts = [item["prompt"]] if item.get("prompt") else [r["prompt"] for r in item.get("regions") or []]
-        return {"source": resize_image(load_image(item["image"]), self.size), "prompt": " and ".join(prompts),
-                "source_prompt": item.get("source_prompt")}
+        """The source image (structure metrics, FID's reference set), the target and the source prompts, and for
+        a localized edit its regions as ``(mask (S, S) bool, prompt)``."""
+        native = load_image(item["image"])
+        regions = [r if isinstance(r, Region) else Region(**r) for r in item.get("regions") or []]
+        prompts = [item["prompt"]] if item.get("prompt") else [r.prompt for r in regions]
+        masks = [_region_mask(r, self.size, tuple(native.shape[-2:]))[0] > 0.5 for r in regions]
+        return {"source": resize_image(native, self.size), "prompt": " and ".join(prompts),
+                "source_prompt": item.get("source_prompt"),
+                "regions": [(m, r.prompt) for m, r in zip(masks, regions)] or None}
 
     def load_batch(self, items: Sequence[EditSample | dict]) -> EditBatch:
         """Read and validate each edit's image, prompts and masks (one clear error for each bad input)."""
@@ -154,16 +169,7 @@ class EditTask(ValidatedTask):
                     raise InputError(f"target prompt must be a non-empty string, got {p!r}")
             native = load_image(sample.image)                               # validates the file; read once
             native_hw = tuple(native.shape[-2:])
-            sample_masks = []
-            for r in regions:
-                if (r.mask is None) == (r.box is None):
-                    raise InputError(f"region {r.prompt!r}: give exactly one of `mask` (file) or `box`")
-                if r.mask is not None:
-                    m = F.interpolate(load_mask(r.mask, native_hw)[None], size=(size, size), mode="bilinear",
-                                      antialias=True)[0]
-                else:
-                    m = box_mask(r.box, (size, size))
-                sample_masks.append(m)
+            sample_masks = [_region_mask(r, size, native_hw) for r in regions]
             if sample_masks and float(torch.stack(sample_masks).sum(0).max()) > 1 + 1e-6:
                 raise InputError(f"edit {sample.image!r}: region masks overlap: their sum exceeds 1 somewhere "
                                  "(eq. 19 needs sum_i M_i <= 1)")

@@ -50,6 +50,7 @@ class InpaintSample:
     image: str
     holes: list[Hole] = field(default_factory=list)
     name: str | None = None
+    treg_omega: float | None = None    #: this sample's TReg omega (None: the task's ``treg_omega``)
 
 
 @dataclass
@@ -59,6 +60,7 @@ class InpaintBatch:
     prompts: list[str]        #: K prompts in all
     owner: Tensor             #: (K,) sample of each prompt
     holes: Tensor             #: (K, 1, S, S), 1 inside hole k
+    omega: Tensor | None = None   #: (B, 1, 1, 1) TReg omega per sample (0: DreamSampler), None if no sample has one
 
 
 def _hole_mask(hole: Hole, size: int, native_hw: tuple[int, int]) -> Tensor:
@@ -97,7 +99,8 @@ class InpaintTask(ValidatedTask):
         cg_lambda, cg_iters: lambda and iterations of the CG data-consistency solve (official 1e-4, 10).
         ds_every, ds_until: a DS step when ``i % ds_every == 0 and i < ds_until * nfe`` (official 3, 170/200).
         treg_omega: None (DreamSampler: the data-consistency solve starts from z0(c_∅)) or TReg's CFG scale omega:
-            start it from ``(1 - omega) z0(c_∅) + omega z0(c_tgt)`` instead (the baseline the paper contrasts).
+            start it from ``(1 - omega) z0(c_∅) + omega z0(c_tgt)`` instead (the baseline the paper contrasts). A
+            dataset sample may set its own ``treg_omega`` (0: DreamSampler), so one run compares both.
         size: working size (512 for SD1.5).
         (other arguments: see ``DreamSamplerTask``)
     """
@@ -126,8 +129,12 @@ class InpaintTask(ValidatedTask):
         """Structure of one dataset sample ``{image, holes: [{prompt, mask | box | preset}]}`` or, for one hole,
         ``{image, prompt, mask | box | preset}`` (file contents not read)."""
         flat = ("prompt", "mask", "box", "preset")
-        problems = unknown_keys(item, ("image", "holes", *flat), "an inpainting sample")
+        problems = unknown_keys(item, ("image", "holes", "treg_omega", *flat), "an inpainting sample")
         problems += file_exists(item.get("image"), "image")
+        omega = item.get("treg_omega")
+        if omega is not None and (isinstance(omega, bool) or not isinstance(omega, (int, float)) or omega < 0):
+            problems.append(f"`treg_omega` must be a number >= 0 (TReg's CFG scale; 0: DreamSampler), got "
+                            f"{omega!r}")
         if item.get("holes") is not None and any(item.get(k) is not None for k in flat):
             return problems + ["give the holes either as `holes: [...]` or as one flat `prompt` with `mask` | `box` "
                                "| `preset`, not both"]
@@ -142,10 +149,11 @@ class InpaintTask(ValidatedTask):
                 "holes": [(m, h.prompt) for m, h in zip(masks, holes)]}
 
     def load_batch(self, items: Sequence[InpaintSample | dict]) -> InpaintBatch:
-        names, xs, prompts, owner, holes = [], [], [], [], []
+        names, xs, prompts, owner, holes, omegas = [], [], [], [], [], []
         for b, item in enumerate(items):
             s = item if isinstance(item, InpaintSample) else InpaintSample(
-                item.get("image"), _holes_of(item) or [], item.get("name"))
+                item.get("image"), _holes_of(item) or [], item.get("name"), item.get("treg_omega"))
+            omegas.append(self.treg_omega if s.treg_omega is None else s.treg_omega)
             if not s.image:
                 raise InputError(f"an inpainting sample needs `image`, got {item!r}")
             sample_holes = [h if isinstance(h, Hole) else Hole(**h) for h in s.holes]
@@ -172,7 +180,9 @@ class InpaintTask(ValidatedTask):
             holes += masks
         if len(set(names)) != len(names):
             raise InputError(f"the samples' names must be unique (they name the outputs), got {names}")
-        return InpaintBatch(names, torch.cat(xs), prompts, torch.tensor(owner), torch.stack(holes))
+        omega = None if all(o is None for o in omegas) else torch.tensor(
+            [float(o or 0.0) for o in omegas]).view(-1, 1, 1, 1)
+        return InpaintBatch(names, torch.cat(xs), prompts, torch.tensor(owner), torch.stack(holes), omega)
 
     def build_generator(self, batch: InpaintBatch):
         generator = self.latent_generator(len(batch.names), self.size)
@@ -188,6 +198,7 @@ class InpaintTask(ValidatedTask):
         self.register_buffer("prompts_per_sample", torch.bincount(batch.owner, minlength=len(batch.names)).view(
             -1, 1, 1, 1).float(), persistent=False)          # counted here: on a GPU bincount waits for the device
         self.register_buffer("latent_holes", batch.holes[:, :, ::f, ::f].contiguous(), persistent=False)
+        self.register_buffer("omega", batch.omega, persistent=False)
         return generator
 
     # ------------------------------------------------------------------ the steps
@@ -216,9 +227,9 @@ class InpaintTask(ValidatedTask):
         uc, c = self.denoise_prompts(z_t, step, self.null_prompt, self.inpaint_batch.prompts, owner)
         eps_uc, z0_uc, z0_c = uc.eps, uc.z0, c.z0
         start = z0_uc
-        if self.treg_omega is not None:       # TReg: text guidance mixed into the data-consistency start
+        if self.omega is not None:       # TReg: text guidance mixed into the data-consistency start
             mean_c = torch.zeros_like(z0_uc).index_add_(0, owner, z0_c) / self.prompts_per_sample
-            start = (1 - self.treg_omega) * z0_uc + self.treg_omega * mean_c
+            start = (1 - self.omega) * z0_uc + self.omega * mean_c
         x0 = bb.decode(start)
         x = solve_data_consistency(PixelMask(self.known), self.y, x0, self.cg_lambda, self.cg_iters)
         z0 = ab * bb.encode(x) + (1 - ab) * start
