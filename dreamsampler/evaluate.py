@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from . import shapes
-from .worlds import WORLDS
+from .worlds import WORLDS, ScenesFacesWorld
 from .errors import InputError
 from .io.files import write_text
 from .io.images import load_image
@@ -92,6 +92,9 @@ def _hole_color_acc(pred: Tensor, inputs: dict) -> float:
         crop = pred[0][:, int(rows.min()):int(rows.max()) + 1, int(cols.min()):int(cols.max()) + 1]
         hits.append(shapes.dominant_color(crop) == parse_shape_prompt(prompt)[0])
     return sum(hits) / len(hits)
+
+
+_WORLD = ScenesFacesWorld()
 
 
 def _mean(values) -> float:
@@ -164,7 +167,9 @@ class Evaluator:
             if has("source"):
                 names.append("structure_iou")
         if self.world == "scenes-faces":
-            names.append("hole_attr_acc" if has("holes") else "region_acc" if has("regions") else "attr_acc")
+            parts = inputs.get("holes") or inputs.get("regions") or [(None, inputs.get("prompt"))]
+            if all(_WORLD.parses(p) for _, p in parts):     # the checkers read only the world's captions
+                names.append("hole_attr_acc" if has("holes") else "region_acc" if has("regions") else "attr_acc")
             if has("source"):
                 kept = has("regions") and not bool(_union(inputs["regions"]).all())   # something left outside
                 names += ["structure_iou"] + (["kept_iou"] if kept else [])

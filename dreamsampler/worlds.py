@@ -74,6 +74,20 @@ class ScenesFacesWorld:
         two = [scenes.caption([a, b]) for a, b in zip(pairs, pairs[1:] + pairs[:1])]
         return faces.all_prompts() + [scenes.caption([p]) for p in pairs] + two
 
+    def parses(self, prompt: str | None) -> bool:
+        """Whether ``prompt`` is a caption of this world (a face caption or a scene caption): what ``read`` reads."""
+        if not prompt:
+            return False
+        if "face" in prompt.split():
+            try:
+                faces.parse_caption(prompt)
+            except ValueError:
+                return False
+            return True
+        objs = _OBJECT.findall(prompt)
+        return (1 <= len(objs) <= scenes.MAX_OBJECTS and all(c in shapes.COLORS for c, _ in objs)
+                and scenes.caption(objs) == prompt.strip())
+
     def read(self, prompt: str, image) -> dict[str, bool]:
         if "face" in prompt.split():
             want = faces.parse_caption(prompt)

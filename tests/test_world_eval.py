@@ -143,3 +143,19 @@ def test_shipped_world_sets_are_what_the_tool_writes(tmp_path):
     for e in edits:
         img = load_image(ASSETS / e["image"])[0]
         assert w.all_true(w.prompt_parts(e["source_prompt"], img)) == 1.0, e
+
+
+def test_world_grammar_decides_which_world_metrics_apply():
+    from dreamsampler.evaluate import EvalConfig, Evaluator
+    from dreamsampler.worlds import ScenesFacesWorld
+
+    world = ScenesFacesWorld()
+    for ok in ("a face", "a blue face wearing glasses with a smile", "a red circle",
+               "a red circle and a blue square", "a red circle, a blue square and a green triangle"):
+        assert world.parses(ok), ok
+    for bad in ("a photo of a face", "a pink face", "a red circle and", "a dog", "a red circle a blue square", ""):
+        assert not world.parses(bad), bad
+    ev = Evaluator(EvalConfig(metrics=["auto"]), world="scenes-faces")
+    src = torch.zeros(1, 3, 8, 8)
+    assert "attr_acc" in ev.available({"prompt": "a face with a smile", "source": src})
+    assert "attr_acc" not in ev.available({"prompt": "a photo of a dog", "source": src})   # off-grammar: skipped
