@@ -9,7 +9,7 @@
 * ``structure_iou(source, edited, outside=None)`` — IoU of the foreground masks (every non-white pixel: the face
   disc with its features, or the scene's shapes), optionally only outside a region (the "other object unchanged"
   check of a localized edit);
-* ``vae_features(vae)`` — a feature extractor for torchmetrics' FID: the VAE posterior mean, average-pooled to
+* ``VAEFeatures(vae)`` — a feature extractor for torchmetrics' FID: the VAE posterior mean, average-pooled to
   4 × 4 (64 numbers per image for a 4-channel latent): a documented stand-in for Inception, whose ImageNet features
   mean little on 64² cartoons and need a download.
 """
