@@ -185,8 +185,17 @@ def evaluate_command(argv: list[str]) -> None:
     print(f"dreamsampler: wrote {args.run_dir / 'metrics.md'}\n{table}")
 
 
+def input_error(err: BaseException) -> InputError | None:
+    """The InputError behind ``err`` (jsonargparse wraps errors raised while instantiating classes), if any."""
+    cause: BaseException | None = err
+    while cause is not None and not isinstance(cause, InputError):
+        cause = cause.__cause__ or cause.__context__
+    return cause
+
+
 def main(args: list[str] | None = None) -> None:
-    """Console entry point: ``dreamsampler fit -c configs/edit/demo.yaml``; ``dreamsampler evaluate <run dir>``.
+    """Console entry point: ``dreamsampler fit -c configs/edit/demo.yaml``; ``dreamsampler evaluate <run dir>``;
+    ``dreamsampler compare -c configs/compare/demo_edit.yaml`` (several methods over one manifest).
 
     ``predict`` exits with status 0 when every sample succeeded, else the number of failed samples (at most
     100); they are listed in ``<run dir>/predictions/errors.jsonl``."""
@@ -196,11 +205,16 @@ def main(args: list[str] | None = None) -> None:
         if argv[:1] == ["evaluate"]:
             evaluate_command(argv[1:])
             return
+        if argv[:1] == ["compare"]:
+            from .compare import compare_command
+
+            failed = compare_command(argv[1:])
+            if failed:
+                sys.exit(min(failed, 100))
+            return
         cli = DreamSamplerCLI(args=args)
     except Exception as err:  # jsonargparse wraps errors raised while instantiating classes: find ours
-        cause: BaseException | None = err
-        while cause is not None and not isinstance(cause, InputError):
-            cause = cause.__cause__ or cause.__context__
+        cause = input_error(err)
         if cause is None:
             raise
         sys.exit(f"dreamsampler: error: {cause}")

@@ -27,6 +27,7 @@ truths. Samples with a ``group`` get one row per group in ``metrics.md`` (the ta
 from __future__ import annotations
 
 import csv
+import json
 import io
 import math
 import re
@@ -305,6 +306,7 @@ def write_metrics(run: Path, rows: list[dict], sets: dict, title: str) -> None:
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
     write_text(buf.getvalue(), run / "metrics.csv", "metrics")
     write_text(metric_table(rows, sets, title), run / "metrics.md", "metrics")
+    write_text(json.dumps(sets, indent=1), run / "metrics_sets.json", "metrics")     # set-level (FID) values
     from torch.utils.tensorboard import SummaryWriter
 
     with SummaryWriter(str(run)) as tb:

@@ -202,6 +202,15 @@ class Backbone:
         """The noise level the model associates with its timestep ``t``."""
         raise NotImplementedError
 
+    def timestep_rows(self, t: Any, n: int, dtype: torch.dtype, scale: float = 1.0) -> Tensor:
+        """(n,) denoiser timesteps ``t * scale`` on the device: a host scalar for every row, or a (n,) tensor, one
+        per row (score distillation draws one t per sample)."""
+        if isinstance(t, Tensor) and t.dim() > 0:
+            if t.numel() != n:
+                raise ValueError(f"denoise: {t.numel()} timesteps for {n} rows")
+            return (t.to(self.device, torch.float64) * scale).to(dtype)
+        return torch.full((n,), int(t) if dtype == torch.long else float(t) * scale, device=self.device, dtype=dtype)
+
     def schedule(self, nfe: int, size: int, spacing: Spacing | None = None,
                  t_range: tuple[float, float] | None = None, pairing: Pairing = "diffusers") -> Schedule:
         """The reverse schedule of ``nfe`` steps for ``size × size`` images, from the model's own scheduler."""

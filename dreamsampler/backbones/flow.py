@@ -33,6 +33,10 @@ class FlowBackbone(Backbone):
     latent_multiple = 2
 
     def level(self, t: Any) -> Level:
+        """Sigma = t / num_train_timesteps; for a (B,) tensor of timesteps, (B, 1, 1, 1) levels on the device."""
+        if isinstance(t, Tensor) and t.dim() > 0:
+            sigma = (t.double().clamp(min=0) / self.num_train_timesteps).view(-1, 1, 1, 1).to(self.device, torch.float32)
+            return Level(1 - sigma, sigma)
         return Level.flow(max(float(t), 0.0) / self.num_train_timesteps)
 
     def schedule(self, nfe: int, size: int, spacing: Spacing | None = None,
@@ -79,7 +83,7 @@ class SD3Backbone(FlowBackbone):
         return {"hidden": torch.cat([clip, t5], dim=-2), "pooled": torch.cat(pooled, dim=-1)}
 
     def _forward(self, z: Tensor, t: Any, cond: Cond) -> Tensor:
-        t_vec = torch.full((z.shape[0],), float(t), device=self.device, dtype=self.dtype)
+        t_vec = self.timestep_rows(t, z.shape[0], self.dtype)
         c = cond.tensors
         return self._net(hidden_states=z, timestep=t_vec, encoder_hidden_states=c["hidden"].to(self.device, self.dtype),
                          pooled_projections=c["pooled"].to(self.device, self.dtype), return_dict=False)[0]
@@ -126,7 +130,7 @@ class FluxBackbone(FlowBackbone):
         tokens = z.reshape(b, c, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5).reshape(b, h * w // 4, c * 4)
         hidden = cond.tensors["hidden"].to(self.device, self.dtype)
         img_ids, txt_ids = self._positions(h, w, hidden.shape[1])
-        t_vec = torch.full((b,), float(t) / self.num_train_timesteps, device=self.device, dtype=self.dtype)
+        t_vec = self.timestep_rows(t, b, self.dtype, 1.0 / self.num_train_timesteps)
         guidance = (torch.full((b,), float(self.options.guidance), device=self.device, dtype=torch.float32)
                     if self.transformer.config.guidance_embeds else None)
         out = self._net(hidden_states=tokens, timestep=t_vec, guidance=guidance,

@@ -42,12 +42,18 @@ class SDBackbone(Backbone):
         return {}
 
     def _forward(self, z: Tensor, t: Any, cond: Cond) -> Tensor:
-        t_vec = torch.full((z.shape[0],), int(t), device=self.device, dtype=torch.long)
+        t_vec = self.timestep_rows(t, z.shape[0], torch.long)
         c = cond.tensors
         return self._net(z, t_vec, encoder_hidden_states=c["hidden"].to(self.device, self.dtype),
                          return_dict=False, **self._unet_kwargs(z, cond))[0]
 
     def level(self, t: Any) -> Level:
+        """The level of timestep t (alpha_bar[t]; the final alpha_bar for t < 0); for a (B,) tensor of timesteps,
+        (B, 1, 1, 1) levels on the device."""
+        if isinstance(t, Tensor) and t.dim() > 0:
+            ab = self.alphas_cumprod.double()[t.long().clamp(min=0)]
+            ab = torch.where(t < 0, self.final_alpha_cumprod, ab).view(-1, 1, 1, 1).to(self.device, torch.float32)
+            return Level(ab.sqrt(), (1 - ab).sqrt())
         t = int(t)
         return Level.vp(self.final_alpha_cumprod if t < 0 else float(self.alphas_cumprod[t]))
 

@@ -1,13 +1,16 @@
-"""Thin LightningModules, one per application, on the step contract of ``DreamSamplerTask``."""
+"""Thin LightningModules, one per application, on the step contract of ``DreamSamplerTask``; and the baselines."""
 
 from .base import DreamSamplerTask, Targets, proximal_sgd
+from .distill import DDSEditTask, DistillEditTask, PDSEditTask, ScoreDistillation, SDSEditTask
 from .edit import EditSample, EditTask, Region
 from .generate import GenerateSample, GenerateTask
-from .inpaint import Hole, InpaintSample, InpaintTask
+from .inpaint import Hole, InpaintSample, InpaintTask, TRegInpaintTask
 from .svg import SVGSample, TextToSVGTask
 from .svg_reconstruct import SVGReconstructTask
+from .swap import SDEditTask, WordSwapEditTask
 from .validated import ValidatedTask
 
-__all__ = ["DreamSamplerTask", "EditSample", "EditTask", "GenerateSample", "GenerateTask", "Hole", "InpaintSample",
-           "InpaintTask", "Region",
-           "SVGReconstructTask", "SVGSample", "Targets", "TextToSVGTask", "ValidatedTask", "proximal_sgd"]
+__all__ = ["DDSEditTask", "DistillEditTask", "DreamSamplerTask", "EditSample", "EditTask", "GenerateSample",
+           "GenerateTask", "Hole", "InpaintSample", "InpaintTask", "PDSEditTask", "Region", "SDEditTask",
+           "SDSEditTask", "SVGReconstructTask", "SVGSample", "ScoreDistillation", "TRegInpaintTask", "Targets",
+           "TextToSVGTask", "ValidatedTask", "WordSwapEditTask", "proximal_sgd"]

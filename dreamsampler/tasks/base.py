@@ -33,7 +33,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from ..backbones import Backbone, BackboneOptions, DType
-from ..core import Denoised, Term, ddim_invert, eta_noise, renoise, squared_error, total_loss
+from ..core import Denoised, Level, Term, ddim_invert, eta_noise, renoise, squared_error, total_loss
 from ..errors import DivergedError, InputError
 from ..generators import LatentGenerator
 from ..schedule import Pairing, ReverseSchedule, Schedule, Spacing
@@ -49,7 +49,8 @@ class Targets:
     """What the frozen model gives for one reverse step, per sample (B, C, h, w)."""
 
     z0: Tensor               #: the proximal target ẑ₀ (Tweedie's from the model, or built directly)
-    eps_renoise: Tensor      #: the noise carried to the next step before eq. (5)'s mixing (Alg. 3: eps_uc)
+    eps_renoise: Tensor | None  #: the noise carried to the next step before eq. (5)'s mixing (Alg. 3: eps_uc);
+    #: None when every step draws its own noise (score distillation: ``resolve_step``)
     x0: Tensor | None = None  #: D(ẑ₀) in [0, 1], for tasks whose proximal term lives in pixel space
 
     def detach(self) -> "Targets":
@@ -153,6 +154,17 @@ class DreamSamplerTask(DatasetRuns, L.LightningModule):
     #: whether ``terms`` reads ``latent = E(g(psi))``; False skips the encoder's backward (and its inner-step calls)
     latent_terms = True
 
+    def make_schedule(self, size: int) -> Schedule:
+        """The steps the dataloader yields for ``size × size`` images: the backbone's reverse schedule of ``nfe``
+        steps (score distillation: ``nfe`` i.i.d. iterations)."""
+        return self.backbone.schedule(self.nfe, size, self.spacing, tuple(self.t_range) if self.t_range else None,
+                                      self.pairing)
+
+    def resolve_step(self, step: dict, x: Tensor) -> dict:
+        """The step as ``targets`` sees it, given ``x = E(g(psi))``; its ``noise`` (default: eps_tilde) makes z_t.
+        Score distillation draws each sample's t and noise here (``dreamsampler.tasks.distill``)."""
+        return step
+
     def needs_backbone_grad(self, step: dict) -> bool:
         """Whether ``targets`` needs d/dz_t through the frozen nets this step (DPS); ``z_t`` then requires grad."""
         return False
@@ -180,11 +192,13 @@ class DreamSamplerTask(DatasetRuns, L.LightningModule):
         """psi = B latents of ``size × size`` images (a clear error when the size does not fit the backbone)."""
         return LatentGenerator((batch_size, *self.backbone.latent_shape(size)))
 
-    def inversion_start(self, z0: Tensor, null_prompt: str) -> Tensor:
-        """Alg. 3's start: psi, eps_tilde = (z0', eps) of the last step of the unconditional inversion of ``z0``,
-        whose renoise is exactly z_T. Sets psi, returns eps_tilde."""
+    def inversion_start(self, z0: Tensor, null_prompt: str | list[str]) -> Tensor:
+        """Alg. 3's start: psi, eps_tilde = (z0', eps) of the last step of the unconditional inversion of ``z0``
+        (or conditional on one prompt per sample, a list), whose renoise is exactly z_T. Sets psi, returns
+        eps_tilde."""
         bb = self.backbone
-        null = bb.encode_text([null_prompt]).repeat(z0.shape[0])
+        null = (bb.encode_text(list(null_prompt)) if isinstance(null_prompt, list)
+                else bb.encode_text([null_prompt]).repeat(z0.shape[0]))
         psi0, eps0 = ddim_invert(lambda z, t, level: bb.denoise(z, t, null, level), z0, self.schedule.steps,
                                  self.schedule.inversion_start, return_pair=True)
         self.generator.set_latent(psi0)
@@ -196,8 +210,13 @@ class DreamSamplerTask(DatasetRuns, L.LightningModule):
                            device=self.device)
 
     def denoise(self, z_t: Tensor, step: dict, cond: Any, grad: bool = False) -> Denoised:
-        """The backbone's (eps, z0) at this step: timestep ``step["t"]`` read at the step's level."""
-        return self.backbone.denoise(z_t, step["t"], cond, step["level_t"], grad=grad)
+        """The backbone's (eps, z0) at this step: timestep ``step["t"]`` read at the step's level (per-sample t and
+        levels of B samples repeat over the rows of ``z_t``, e.g. [null × B, prompts × B])."""
+        t, level = step["t"], step["level_t"]
+        if isinstance(t, Tensor) and t.dim() > 0 and len(t) != len(z_t):
+            reps = len(z_t) // len(t)
+            t, level = t.repeat(reps), Level(level.a.repeat(reps, 1, 1, 1), level.s.repeat(reps, 1, 1, 1))
+        return self.backbone.denoise(z_t, t, cond, level, grad=grad)
 
     def denoise_prompts(self, z_t: Tensor, step: dict, null_prompt: str, prompts: list[str],
                         owner: Tensor | None = None) -> tuple[Denoised, Denoised]:
@@ -260,8 +279,7 @@ class DreamSamplerTask(DatasetRuns, L.LightningModule):
             latent = self.encode_generated(self.generator())
         size = latent.shape[-1] * self.backbone.vae_scale_factor
         try:
-            self.schedule = self.backbone.schedule(self.nfe, size, self.spacing,
-                                                   tuple(self.t_range) if self.t_range else None, self.pairing)
+            self.schedule = self.make_schedule(size)
         except ValueError as err:
             raise InputError(f"{err}{self.t_range_note}") from err
         self.register_buffer("eps_tilde", torch.zeros_like(latent))
@@ -303,7 +321,8 @@ class DreamSamplerTask(DatasetRuns, L.LightningModule):
         g_out = self.generator()
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.latent_terms):
             latent = self.encode_generated(g_out)
-        z_t = renoise(latent.detach(), self.eps_tilde, step["level_t"])
+        step = self.resolve_step(step, latent.detach())
+        z_t = renoise(latent.detach(), step.get("noise", self.eps_tilde), step["level_t"])
         grad = self.needs_backbone_grad(step)
         with torch.set_grad_enabled(grad):
             targets = self.targets(z_t.requires_grad_(grad), step)
@@ -335,8 +354,11 @@ class DreamSamplerTask(DatasetRuns, L.LightningModule):
         logs["train/loss"] = loss.detach()
         return logs
 
-    def advance(self, eps_renoise: Tensor, step: dict) -> None:
-        """Step 4, eq. (5): eps_tilde ← the renoising noise, mixed with fresh per-sample noise when eta > 0."""
+    def advance(self, eps_renoise: Tensor | None, step: dict) -> None:
+        """Step 4, eq. (5): eps_tilde ← the renoising noise, mixed with fresh per-sample noise when eta > 0 (nothing
+        to carry when ``eps_renoise`` is None)."""
+        if eps_renoise is None:
+            return
         noise = None
         if self.eta > 0:
             noise = randn_batch(tuple(eps_renoise.shape[1:]), self.seed, "eta", int(step["step"]), self.sample_names,
@@ -363,7 +385,8 @@ class DreamSamplerTask(DatasetRuns, L.LightningModule):
         # loggers' cadence, when they write, and at the last step, not in between
         if (batch_idx + 1) % self.trainer.log_every_n_steps == 0 or batch_idx + 1 == len(self.schedule):
             self.log_dict(logs, batch_size=1)
-            self.log("t", step["t"].float(), prog_bar=True, logger=False, batch_size=1)
+            if "t" in step:
+                self.log("t", step["t"].float(), prog_bar=True, logger=False, batch_size=1)
 
     def make_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[Any]]:
         """The optimizer over the generator's parameter groups and the optional LR scheduler (fit and predict)."""

@@ -41,6 +41,7 @@ class EditSample:
     prompt: str | None = None
     regions: list[Region] | None = None
     name: str | None = None
+    source_prompt: str | None = None    #: the source image's text (used by baselines: DDS, PDS, word swap)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class EditBatch:
     prompts: list[str] = field(default_factory=list)
     owner: Tensor | None = None         #: (K,) long
     masks: Tensor | None = None         #: (K, 1, S, S), ones for a global prompt
+    source_prompts: list[str | None] = field(default_factory=list)   #: per sample (None: not given)
 
 
 def edit_guidance(uncond: Tensor, cond: Tensor, gamma: float, masks: Tensor | None, owner: Tensor) -> Tensor:
@@ -78,7 +80,7 @@ def _region_mask(r: Region, size: int, native_hw: tuple[int, int]) -> Tensor:
 def _sample(item: EditSample | dict) -> EditSample:
     if isinstance(item, EditSample):
         return item
-    item = {k: v for k, v in item.items() if k in ("image", "prompt", "regions", "name")}
+    item = {k: v for k, v in item.items() if k in ("image", "prompt", "regions", "name", "source_prompt")}
     if not item.get("image"):
         raise InputError(f"an edit needs `image` (the source image file), got {item!r}")
     return EditSample(**item)
@@ -158,7 +160,7 @@ class EditTask(ValidatedTask):
     def load_batch(self, items: Sequence[EditSample | dict]) -> EditBatch:
         """Read and validate each edit's image, prompts and masks (one clear error for each bad input)."""
         size = self.size
-        names, paths, hws, sources, prompts, owner, masks = [], [], [], [], [], [], []
+        names, paths, hws, sources, prompts, owner, masks, source_prompts = [], [], [], [], [], [], [], []
         for b, sample in enumerate(_sample(it) for it in items):
             if (sample.prompt is None) == (not sample.regions):
                 raise InputError(f"edit {sample.image!r}: give exactly one of `prompt` (global edit) or `regions` "
@@ -184,9 +186,19 @@ class EditTask(ValidatedTask):
             paths.append(str(sample.image))
             hws.append(native_hw)
             sources.append(resize_image(native, size))
+            source_prompts.append(sample.source_prompt)
         if len(set(names)) != len(names):
             raise InputError(f"the samples' names must be unique (they name the outputs), got {names}")
-        return EditBatch(names, paths, hws, torch.cat(sources), prompts, torch.tensor(owner), torch.stack(masks))
+        return EditBatch(names, paths, hws, torch.cat(sources), prompts, torch.tensor(owner), torch.stack(masks),
+                         source_prompts)
+
+    def require_global_prompts(self, batch: EditBatch) -> None:
+        """Refuse localized regions (eq. 19) for a method that edits with one global prompt per sample."""
+        local = [n for b, n in enumerate(batch.names) if int((batch.owner == b).sum()) != 1
+                 or not bool((batch.masks[batch.owner == b] == 1).all())]
+        if local:
+            raise InputError(f"{type(self).__name__} edits with one global `prompt` per sample; {local} have "
+                             "`regions` (localized editing, eq. 19, is DreamSampler's EditTask)")
 
     def build_generator(self, batch: EditBatch) -> LatentGenerator:
         generator = self.latent_generator(len(batch.names), self.size)

@@ -14,6 +14,13 @@ from ..generators import LatentGenerator
 from .base import DreamSamplerTask, Targets
 
 
+def ddim_targets(uncond: Denoised, cond: Denoised, omega: float) -> Targets:
+    """Plain DDIM sampling with CFG as a DreamSampler step: the guided z0 (eq. 6) as the target and the guided eps
+    as the renoising noise (eq. 5 with eta = 0)."""
+    guided = Denoised.combine(cfg, uncond, cond, omega)
+    return Targets(z0=guided.z0, eps_renoise=guided.eps)
+
+
 @dataclass
 class GenerateSample:
     """One image to generate: its prompt, and a ``name`` that names its output and keys its noise."""
@@ -91,9 +98,7 @@ class GenerateTask(DreamSamplerTask):
 
     def targets(self, z_t: Tensor, step: dict) -> Targets:
         """One denoiser call on [null × B, prompt × B]; CFG target, renoising with the guided eps (DDIM)."""
-        uc, c = self.denoise_prompts(z_t, step, self.null_prompt, self.prompts)
-        guided = Denoised.combine(cfg, uc, c, self.omega)
-        return Targets(z0=guided.z0, eps_renoise=guided.eps)
+        return ddim_targets(*self.denoise_prompts(z_t, step, self.null_prompt, self.prompts), self.omega)
 
     def result_images(self) -> dict[str, Tensor]:
         return {"image": self.decode_latent(self.generator.psi.detach()).cpu()}

@@ -274,3 +274,12 @@ class InpaintTask(ValidatedTask):
         mse = (self.known * (out - y)).pow(2).sum() / (3 * self.known.sum())
         return {"val/known_psnr": 10 * torch.log10(1 / mse),
                 "val/known_ssim": ssim(self.known * out, self.known * y, data_range=1.0)}
+
+
+class TRegInpaintTask(InpaintTask):
+    """TReg (Kim et al. 2024), the inpainting baseline of Table 2, on the same step: the data-consistency solve
+    starts from the text-guided estimate ``(1 - omega) z0(c_∅) + omega z0(c_tgt)`` instead of z0(c_∅) (``treg_omega``,
+    default 3; see ``InpaintTask``), so both methods share everything else (schedule, CG, DS steps, metrics)."""
+
+    def __init__(self, treg_omega: float = 3.0, **kwargs) -> None:
+        super().__init__(treg_omega=treg_omega, **kwargs)
