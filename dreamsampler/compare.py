@@ -3,7 +3,8 @@
 The config lists ``methods`` (a name → a model config, as ``model`` of ``dreamsampler predict``) and the ``data``,
 ``evaluate``, ``trainer`` and ``threads`` every method shares. Each method is one ``dreamsampler predict`` run in
 ``<trainer.default_root_dir>/<name>`` (batched, finished samples skipped, a failing sample isolated, DDP as
-``predict``), scored by the same metrics; then the comparison is written to the root:
+``predict``), scored by the same metrics, in the order listed (``{root}`` in a method's settings is the root folder:
+a pipeline stage can read an earlier method's predictions); then the comparison is written to the root:
 
 - ``compare.csv``: one row per (method, group, metric): mean, 95 % bootstrap interval, n;
 - ``compare.md``: a row per method (mean [95 % interval] per metric, samples/s of this invocation), then per group;
@@ -21,6 +22,8 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import Any
+
 import torch
 import yaml
 
@@ -70,7 +73,7 @@ def run_methods(cfg: dict, root: Path) -> tuple[dict[str, dict], list[dict], boo
     for name, model in cfg["methods"].items():
         run_cfg = {k: cfg[k] for k in SHARED_KEYS if k in cfg}
         run_cfg["trainer"] = {**(cfg.get("trainer") or {}), "default_root_dir": str(root / name)}
-        run_cfg["model"] = model
+        run_cfg["model"] = _with_root(model, root)
         (root / name).mkdir(parents=True, exist_ok=True)
         config_file = root / name / "compare_method.yaml"
         write_text(yaml.safe_dump(run_cfg, sort_keys=False), config_file, "method config")
@@ -93,6 +96,16 @@ def run_methods(cfg: dict, root: Path) -> tuple[dict[str, dict], list[dict], boo
         items = [dict(it) for it in cli.datamodule.items]
         rank_zero = cli.trainer.is_global_zero
     return stats, items, rank_zero
+
+
+def _with_root(value: Any, root: Path) -> Any:
+    """``{root}`` in any string of a method's config → the comparison's folder (a pipeline stage reads another
+    method's predictions, e.g. ``raster_dir: "{root}/DPS-raster/predictions"``)."""
+    if isinstance(value, dict):
+        return {k: _with_root(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_root(v, root) for v in value]
+    return value.replace("{root}", str(root)) if isinstance(value, str) else value
 
 
 def _done(run: Path) -> set[str]:

@@ -219,12 +219,12 @@ class DreamSamplerTask(DatasetRuns, L.LightningModule):
         return self.backbone.denoise(z_t, t, cond, level, grad=grad)
 
     def denoise_prompts(self, z_t: Tensor, step: dict, null_prompt: str, prompts: list[str],
-                        owner: Tensor | None = None) -> tuple[Denoised, Denoised]:
+                        owner: Tensor | None = None, grad: bool = False) -> tuple[Denoised, Denoised]:
         """One denoiser call on [null × B, prompts]: the unconditional (B rows) and the conditional estimates, prompt
-        k on sample ``owner[k]`` (default: prompt b on sample b)."""
+        k on sample ``owner[k]`` (default: prompt b on sample b); ``grad`` keeps the graph to ``z_t``."""
         cond = self.backbone.encode_text([null_prompt] * z_t.shape[0] + list(prompts))
         z_c = z_t if owner is None else z_t[owner]
-        out = self.denoise(torch.cat([z_t, z_c]), step, cond)
+        out = self.denoise(torch.cat([z_t, z_c]), step, cond, grad=grad)
         return out[:z_t.shape[0]], out[z_t.shape[0]:]
 
     # ------------------------------------------------------------------ the frozen backbone

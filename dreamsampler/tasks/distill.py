@@ -69,48 +69,8 @@ class ScoreDistillation:
     def terms(self, g_out: Tensor, latent: Tensor, targets: Targets, step: dict) -> dict[str, Term]:
         return {"distill": Term(squared_error(latent, targets.z0), weight=self.grad_scale / 2)}
 
-
-class DistillEditTask(ScoreDistillation, EditTask):
-    """Editing by score distillation from ``psi = E(source)`` (the VAE mean, as the DDS notebook), one global
-    prompt per sample; ``source_prompt`` (per sample, or this default) is the source branch's text (DDS, PDS)."""
-
-    needs_source_prompt = True
-
-    def __init__(self, source_prompt: str | None = None, guidance_scale: float = 7.5, **kwargs: Any) -> None:
-        self.default_source_prompt, self.guidance_scale = source_prompt, guidance_scale
-        super().__init__(**kwargs)
-        lo, hi = self.t_range
-        if not 0 <= lo <= hi:
-            raise InputError(f"t_range must be [t_min, t_max] with 0 <= t_min <= t_max, got {list(self.t_range)}")
-
-    def check_item(self, item: dict) -> list[str]:
-        problems = super().check_item(item)
-        if item.get("regions") is not None:
-            problems.append(f"`regions`: {type(self).__name__} edits with one global `prompt` per sample")
-        if self.needs_source_prompt and not item.get("source_prompt") and not self.default_source_prompt:
-            problems.append(f"`source_prompt` is missing: {type(self).__name__} needs the source image's text "
-                            "(or the task's `source_prompt`)")
-        return problems
-
-    def source_prompts(self, batch: EditBatch) -> list[str]:
-        prompts = [p or self.default_source_prompt for p in batch.source_prompts]
-        if self.needs_source_prompt and not all(prompts):
-            missing = [n for n, p in zip(batch.names, prompts) if not p]
-            raise InputError(f"{type(self).__name__}: edits {missing} have no `source_prompt` (the source image's "
-                             "text), and the task has no default `source_prompt`")
-        return [p or self.null_prompt for p in prompts]
-
-    def build_generator(self, batch: EditBatch):
-        generator = super().build_generator(batch)
-        self.require_global_prompts(batch)
-        self.register_buffer("z_source", self.backbone.encode(batch.source.to(self.device) * 2 - 1), persistent=False)
-        self.src_prompts = self.source_prompts(batch)
-        return generator
-
-    def start(self, batch: EditBatch) -> Tensor:
-        """psi = E(source); eps_tilde is not used (every iteration draws its own noise)."""
-        self.generator.set_latent(self.z_source)
-        return torch.zeros_like(self.z_source)
+    # the host task provides ``target_prompts()`` (the target branch's texts, one per sample) and, for the
+    # two-branch methods, ``z_source`` (the source latents) and ``src_prompts``
 
     def guided_eps(self, z_t: Tensor, step: dict, prompts: list[str]) -> Tensor:
         """CFG eps (eq. 6, ``guidance_scale``) for rows ``z_t`` with their prompts: one denoiser call."""
@@ -118,55 +78,40 @@ class DistillEditTask(ScoreDistillation, EditTask):
         return cfg(uc.eps, c.eps, self.guidance_scale)
 
     def branches(self, z_t: Tensor, step: dict) -> tuple[Tensor, Tensor, Tensor]:
-        """The source branch's z_t (the target's t and noise on E(source)) and the CFG eps of the target and the
+        """The source branch's z_t (the target's t and noise on ``z_source``) and the CFG eps of the target and the
         source branches, from one denoiser call."""
         z_src_t = renoise(self.z_source, step["noise"], step["level_t"])
-        eps = self.guided_eps(torch.cat([z_t, z_src_t]), step, self.edit_batch.prompts + self.src_prompts)
+        eps = self.guided_eps(torch.cat([z_t, z_src_t]), step, self.target_prompts() + self.src_prompts)
         return (z_src_t, *eps.chunk(2))
 
 
-class SDSEditTask(DistillEditTask):
-    """SDS (DreamFusion) as an editor: ``grad = (1 - alpha_bar_t)(eps_hat_omega(z_t, c_tgt) - eps)``, threestudio's
-    defaults: t uniform on [20, 980] (both ends), omega 100 in threestudio's form ``eps_c + s (eps_c - eps_u)`` =
-    101 here (standard CFG), Adam, ``grad_scale`` 1 (its loss ``0.5 ||x - target||^2 / B`` per sample)."""
+class SDS(ScoreDistillation):
+    """SDS (DreamFusion): ``grad = (1 - alpha_bar_t)(eps_hat_omega(z_t, c) - eps)``."""
 
     needs_source_prompt = False
 
-    def __init__(self, guidance_scale: float = 101.0, t_range: tuple[float, float] = (20, 980), nfe: int = 200,
-                 optimizer: OptimizerCallable = distill_adam, grad_scale: float = 1.0, **kwargs: Any) -> None:
-        self.grad_scale = grad_scale
-        super().__init__(guidance_scale=guidance_scale, t_range=t_range, nfe=nfe, optimizer=optimizer, **kwargs)
-
     def targets(self, z_t: Tensor, step: dict) -> Targets:
-        eps = self.guided_eps(z_t, step, self.edit_batch.prompts)
+        eps = self.guided_eps(z_t, step, self.target_prompts())
         grad = sds_grad(eps, step["noise"], 1 - step["level_t"].alpha_bar)
         return Targets(z0=distill_target(step["x"], grad), eps_renoise=None)
 
 
-class DDSEditTask(DistillEditTask):
+class DDS(ScoreDistillation):
     """DDS (Hertz et al. 2023): ``grad = eps_hat_omega(z_t^tgt, c_tgt) - eps_hat_omega(z_t^src, c_src)``, t and eps
-    shared; the notebook's defaults: omega 7.5, t uniform on [50, 948], SGD lr 0.1, 200 iterations, and its loss
-    ``2000 sum(z grad) / (H W)`` — ``grad_scale`` 2000/4096 at SD's 64×64 latents (a step of 0.0488 grad)."""
+    shared by the branches."""
 
-    def __init__(self, guidance_scale: float = 7.5, t_range: tuple[float, float] = (50, 948), nfe: int = 200,
-                 optimizer: OptimizerCallable = dds_sgd, grad_scale: float = 2000 / 4096, **kwargs: Any) -> None:
-        self.grad_scale = grad_scale
-        super().__init__(guidance_scale=guidance_scale, t_range=t_range, nfe=nfe, optimizer=optimizer, **kwargs)
+    needs_source_prompt = True
 
     def targets(self, z_t: Tensor, step: dict) -> Targets:
         _, eps_tgt, eps_src = self.branches(z_t, step)
         return Targets(z0=distill_target(step["x"], dds_grad(eps_tgt, eps_src)), eps_renoise=None)
 
 
-class PDSEditTask(DistillEditTask):
-    """PDS (Koo et al. 2024) as the official ``pds.py``: t on its 500-step grid {21, 23, ..., 979} (2k + 1 for k
-    uniform in [10, 489]; ``t_range`` bounds it), t_prev = t - 2, eps and eps_prev shared by the branches, omega 100,
-    ``grad_scale`` 1/16384 (its loss ``0.5 mse_mean / B`` at SD's 4×64×64 latents), Adam."""
+class PDS(ScoreDistillation):
+    """PDS (Koo et al. 2024) as the official ``pds.py``: t on its 500-step grid (odd t; t_prev = t - 2), eps and
+    eps_prev shared by the branches, the single-step posterior of ``core.distill.pds_noise``."""
 
-    def __init__(self, guidance_scale: float = 100.0, t_range: tuple[float, float] = (21, 979), nfe: int = 200,
-                 optimizer: OptimizerCallable = distill_adam, grad_scale: float = 1 / 16384, **kwargs: Any) -> None:
-        self.grad_scale = grad_scale
-        super().__init__(guidance_scale=guidance_scale, t_range=t_range, nfe=nfe, optimizer=optimizer, **kwargs)
+    needs_source_prompt = True
 
     def t_choices(self) -> Tensor:
         """The odd timesteps of ``t_range`` (the grid of DDIM with 500 steps, leading spacing, offset 1)."""
@@ -186,6 +131,88 @@ class PDSEditTask(DistillEditTask):
     def targets(self, z_t: Tensor, step: dict) -> Targets:
         z_src_t, eps_tgt, eps_src = self.branches(z_t, step)
         args = (step["noise_prev"], step["level_t"], step["level_prev"], step["beta_t"])
-        grad = pds_grad(pds_noise(step["x"], z_t, eps_tgt, *args),
-                        pds_noise(self.z_source, z_src_t, eps_src, *args))
+        grad = pds_grad(pds_noise(step["x"], z_t, eps_tgt, *args), pds_noise(self.z_source, z_src_t, eps_src, *args))
         return Targets(z0=distill_target(step["x"], grad), eps_renoise=None)
+
+
+def check_t_range(t_range: Any) -> None:
+    """0 <= t_min <= t_max (the upper bound is the backbone's, checked when it is loaded)."""
+    lo, hi = t_range
+    if not 0 <= lo <= hi:
+        raise InputError(f"t_range must be [t_min, t_max] with 0 <= t_min <= t_max, got {list(t_range)}")
+
+
+class DistillEditTask(EditTask):
+    """Editing by score distillation from ``psi = E(source)`` (the VAE mean, as the DDS notebook), one global
+    prompt per sample; ``source_prompt`` (per sample, or this default) is the source branch's text (DDS, PDS).
+    A method mixin (``SDS``, ``DDS``, ``PDS``) comes first in a concrete class's bases."""
+
+    needs_source_prompt = True
+
+    def __init__(self, source_prompt: str | None = None, guidance_scale: float = 7.5, **kwargs: Any) -> None:
+        self.default_source_prompt, self.guidance_scale = source_prompt, guidance_scale
+        super().__init__(**kwargs)
+        check_t_range(self.t_range)
+
+    def check_item(self, item: dict) -> list[str]:
+        problems = super().check_item(item)
+        if item.get("regions") is not None:
+            problems.append(f"`regions`: {type(self).__name__} edits with one global `prompt` per sample")
+        if self.needs_source_prompt and not item.get("source_prompt") and not self.default_source_prompt:
+            problems.append(f"`source_prompt` is missing: {type(self).__name__} needs the source image's text "
+                            "(or the task's `source_prompt`)")
+        return problems
+
+    def source_prompts(self, batch: EditBatch) -> list[str]:
+        prompts = [p or self.default_source_prompt for p in batch.source_prompts]
+        if self.needs_source_prompt and not all(prompts):
+            missing = [n for n, p in zip(batch.names, prompts) if not p]
+            raise InputError(f"{type(self).__name__}: edits {missing} have no `source_prompt` (the source image's "
+                             "text), and the task has no default `source_prompt`")
+        return [p or self.null_prompt for p in prompts]
+
+    def target_prompts(self) -> list[str]:
+        return self.edit_batch.prompts
+
+    def build_generator(self, batch: EditBatch):
+        generator = super().build_generator(batch)
+        self.require_global_prompts(batch)
+        self.register_buffer("z_source", self.backbone.encode(batch.source.to(self.device) * 2 - 1), persistent=False)
+        self.src_prompts = self.source_prompts(batch)
+        return generator
+
+    def start(self, batch: EditBatch) -> Tensor:
+        """psi = E(source); eps_tilde is not used (every iteration draws its own noise)."""
+        self.generator.set_latent(self.z_source)
+        return torch.zeros_like(self.z_source)
+
+
+class SDSEditTask(SDS, DistillEditTask):
+    """SDS (DreamFusion) as an editor, threestudio's defaults: t uniform on [20, 980] (both ends), omega 100 in
+    threestudio's form ``eps_c + s (eps_c - eps_u)`` = 101 here (standard CFG), Adam, ``grad_scale`` 1 (its loss
+    ``0.5 ||x - target||^2 / B`` per sample)."""
+
+    def __init__(self, guidance_scale: float = 101.0, t_range: tuple[float, float] = (20, 980), nfe: int = 200,
+                 optimizer: OptimizerCallable = distill_adam, grad_scale: float = 1.0, **kwargs: Any) -> None:
+        self.grad_scale = grad_scale
+        super().__init__(guidance_scale=guidance_scale, t_range=t_range, nfe=nfe, optimizer=optimizer, **kwargs)
+
+
+class DDSEditTask(DDS, DistillEditTask):
+    """DDS with the notebook's defaults: omega 7.5, t uniform on [50, 948], SGD lr 0.1, 200 iterations, and its
+    loss ``2000 sum(z grad) / (H W)`` — ``grad_scale`` 2000/4096 at SD's 64×64 latents (a step of 0.0488 grad)."""
+
+    def __init__(self, guidance_scale: float = 7.5, t_range: tuple[float, float] = (50, 948), nfe: int = 200,
+                 optimizer: OptimizerCallable = dds_sgd, grad_scale: float = 2000 / 4096, **kwargs: Any) -> None:
+        self.grad_scale = grad_scale
+        super().__init__(guidance_scale=guidance_scale, t_range=t_range, nfe=nfe, optimizer=optimizer, **kwargs)
+
+
+class PDSEditTask(PDS, DistillEditTask):
+    """PDS with ``pds.py``'s defaults: t in {21, 23, ..., 979} (2k + 1 for k uniform in [10, 489]; ``t_range``
+    bounds it), omega 100, ``grad_scale`` 1/16384 (its loss ``0.5 mse_mean / B`` at SD's 4×64×64 latents), Adam."""
+
+    def __init__(self, guidance_scale: float = 100.0, t_range: tuple[float, float] = (21, 979), nfe: int = 200,
+                 optimizer: OptimizerCallable = distill_adam, grad_scale: float = 1 / 16384, **kwargs: Any) -> None:
+        self.grad_scale = grad_scale
+        super().__init__(guidance_scale=guidance_scale, t_range=t_range, nfe=nfe, optimizer=optimizer, **kwargs)

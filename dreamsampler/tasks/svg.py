@@ -9,7 +9,7 @@ against the decoded target, ``||g(psi) - D(z0_hat)||^2`` (no encoder backward at
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -51,6 +51,7 @@ class SVGSample:
     measurement: str | None = None
     init_svg: str | None = None
     name: str | None = None
+    source_prompt: str | None = None    #: the start picture's text (PDS's source branch; default: ``prompt``)
 
 
 @dataclass
@@ -60,6 +61,7 @@ class SVGBatch:
     init_svgs: list[str | None]
     truth: Tensor | None = None         #: (B, 3, H, W) in [0, 1], when every sample has a clean image
     y: Tensor | None = None             #: (B, 3, h, w) measurements
+    source_prompts: list[str] = field(default_factory=list)   #: with the suffix (default: the prompt)
 
 
 def _sample(item: SVGSample | dict) -> SVGSample:
@@ -158,7 +160,8 @@ class TextToSVGTask(DreamSamplerTask):
         names = [s.name or (Path(s.image).stem if s.image else f"sample{i}") for i, s in enumerate(samples)]
         if len(set(names)) != len(names):
             raise InputError(f"the samples' names must be unique (they name the outputs), got {names}")
-        return SVGBatch(names, [s.prompt + self.prompt_suffix for s in samples], [s.init_svg for s in samples])
+        return SVGBatch(names, [s.prompt + self.prompt_suffix for s in samples], [s.init_svg for s in samples],
+                        source_prompts=[(s.source_prompt or s.prompt) + self.prompt_suffix for s in samples])
 
     def build_generator(self, batch: SVGBatch) -> SVGGenerator:
         self.svg_batch = batch
@@ -182,14 +185,18 @@ class TextToSVGTask(DreamSamplerTask):
             gen.init_circles(self.seed, self.sample_names, self.radius)
         return self.noise_start()
 
+    def raster_steps(self) -> list[dict]:
+        """The DDIM schedule of the raster sample (``init: sample``): the task's, over all timesteps."""
+        return self.backbone.schedule(self.nfe, self.size, self.spacing, None, self.pairing).steps
+
     def sample_raster(self) -> tuple[Tensor, Tensor]:
         """A raster of every prompt, ``(B, 3, H, W)`` in [0, 1]: DDIM over the whole schedule from z_T keyed
         ``(seed, "svg-sample", -1, sample)``, with the task's CFG. Also returns the sampler's guided noise at the
         first step of the task's own schedule: eps_tilde continues the sample's trajectory from there."""
-        steps = self.backbone.schedule(self.nfe, self.size, self.spacing, None, self.pairing).steps
+        steps = self.raster_steps()
         z_T = randn_batch(tuple(self.eps_tilde.shape[1:]), self.seed, "svg-sample", -1, self.sample_names,
                           device=self.device)
-        first_t, kept = self.schedule.steps[0]["t"], {}
+        first_t, kept = self.schedule.steps[0].get("t"), {}
 
         def guided(z: Tensor, step: dict) -> Denoised:
             uc, c = self.denoise_prompts(z, step, self.null_prompt, self.svg_batch.prompts)
