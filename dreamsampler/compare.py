@@ -73,7 +73,7 @@ def run_methods(cfg: dict, root: Path) -> tuple[dict[str, dict], list[dict], boo
     for name, model in cfg["methods"].items():
         run_cfg = {k: cfg[k] for k in SHARED_KEYS if k in cfg}
         run_cfg["trainer"] = {**(cfg.get("trainer") or {}), "default_root_dir": str(root / name)}
-        run_cfg["model"] = _with_root(model, root)
+        run_cfg["model"] = with_root(model, root)
         (root / name).mkdir(parents=True, exist_ok=True)
         config_file = root / name / "compare_method.yaml"
         write_text(yaml.safe_dump(run_cfg, sort_keys=False), config_file, "method config")
@@ -98,13 +98,13 @@ def run_methods(cfg: dict, root: Path) -> tuple[dict[str, dict], list[dict], boo
     return stats, items, rank_zero
 
 
-def _with_root(value: Any, root: Path) -> Any:
+def with_root(value: Any, root: Path) -> Any:
     """``{root}`` in any string of a method's config → the comparison's folder (a pipeline stage reads another
     method's predictions, e.g. ``raster_dir: "{root}/DPS-raster/predictions"``)."""
     if isinstance(value, dict):
-        return {k: _with_root(v, root) for k, v in value.items()}
+        return {k: with_root(v, root) for k, v in value.items()}
     if isinstance(value, list):
-        return [_with_root(v, root) for v in value]
+        return [with_root(v, root) for v in value]
     return value.replace("{root}", str(root)) if isinstance(value, str) else value
 
 
@@ -202,8 +202,12 @@ def gallery(root: Path, items: list[dict], per_method: dict[str, list[dict]], ta
         cells = {r["metric"]: r for r in table if r["method"] == method and not r["group"]}
         out.append(f"<tr><td>{esc(method)}</td>" + "".join(f"<td>{_cell(cells.get(m))}</td>" for m in metrics)
                    + "</tr>")
-    out += ["</table>", "<h2>Samples</h2>", "<table><tr><th>sample</th><th>source / measurement</th>"
-            + "".join(f"<th>{esc(m)}</th>" for m in per_method) + "</tr>"]
+    measured = {item["name"]: next((p for m in per_method if (p := root / m / "predictions" /
+                                                            f"{item['name']}_measurement.png").is_file()), None)
+                for item in items}                      # what an inverse-problem method saw, when one wrote it
+    with_y = any(measured.values())
+    out += ["</table>", "<h2>Samples</h2>", "<table><tr><th>sample</th><th>source / truth</th>"
+            + "<th>measurement</th>" * with_y + "".join(f"<th>{esc(m)}</th>" for m in per_method) + "</tr>"]
     for item in items:
         name = item["name"]
         text = item.get("prompt") or "; ".join(p.get("prompt", "") for k in ("regions", "holes")
@@ -211,6 +215,9 @@ def gallery(root: Path, items: list[dict], per_method: dict[str, list[dict]], ta
         source = item.get("measurement") or item.get("image")
         row = [f"<td><b>{esc(name)}</b><br>{esc(str(item.get('group') or ''))}<br><i>{esc(text)}</i></td>",
                f"<td><img src=\"{rel(source)}\" alt=\"source\"></td>" if source else "<td>–</td>"]
+        if with_y:
+            y = measured[name]
+            row.append(f"<td><img src=\"{rel(y)}\" alt=\"measurement\"></td>" if y else "<td>–</td>")
         for method in per_method:
             png = root / method / "predictions" / f"{name}.png"
             values = by_name[method].get(name, {})

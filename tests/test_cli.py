@@ -6,25 +6,45 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from conftest import REPO, run_cli
 from dreamsampler import shapes
 from dreamsampler.cli import DreamSamplerCLI
+from dreamsampler.compare import SHARED_KEYS, with_root, read_config
 from dreamsampler.tasks import DreamSamplerTask
 
 CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
 
 
+def run_configs(config: Path, tmp_path: Path) -> list[Path]:
+    """The LightningCLI configs of a config file: itself, or for a ``dreamsampler compare`` config one per method
+    (with the shared keys; ``{root}`` paths pointed at folders that exist)."""
+    cfg = yaml.safe_load(config.read_text())
+    if "methods" not in cfg:
+        return [config]
+    read_config(config)
+    out = []
+    for name, model in cfg["methods"].items():
+        (tmp_path / name / "predictions").mkdir(parents=True)
+        one = {k: cfg[k] for k in SHARED_KEYS if k in cfg}
+        one["model"] = with_root(model, tmp_path)
+        out.append(tmp_path / f"{name}.yaml")
+        out[-1].write_text(yaml.safe_dump(one))
+    return out
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=[str(c.relative_to(REPO)) for c in CONFIGS])
 def test_config_instantiates(config, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
-    cli = DreamSamplerCLI(args=["-c", str(config), f"--trainer.default_root_dir={tmp_path}"], run=False)
-    assert isinstance(cli.model, DreamSamplerTask)
-    assert cli.model.nfe > 0
-    if cli.datamodule is None:
-        assert cli.model.fit_batch.names          # the samples `fit` will optimize were read and validated
-    assert list(cli.model.parameters()) == []          # psi is created in setup, from the backbone's latent shape
+    for one in run_configs(config, tmp_path):
+        cli = DreamSamplerCLI(args=["-c", str(one), f"--trainer.default_root_dir={tmp_path}"], run=False)
+        assert isinstance(cli.model, DreamSamplerTask)
+        assert cli.model.nfe > 0
+        if cli.datamodule is None:
+            assert cli.model.fit_batch.names          # the samples `fit` will optimize were read and validated
+        assert list(cli.model.parameters()) == []      # psi is created in setup, from the backbone's latent shape
 
 
 def test_demo_runs_and_writes_outputs(tmp_path):
