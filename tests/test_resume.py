@@ -35,7 +35,7 @@ def write_config(tmp: Path, image: Path, name: str, case: dict, kill_at: int | N
     callbacks = callbacks_yaml(kill_at)
     cfg.write_text(f"""
 model:
-  class_path: dreamsampler.tasks.EditTask
+  class_path: {case.get('class_path', 'dreamsampler.tasks.EditTask')}
   init_args:
     image: {image}
     prompt: a blue circle
@@ -65,8 +65,14 @@ SD3_ADAM_ETA = dict(nfe=16, inner_steps=2, backbone="tiny-sd3", extra="""    eta
 """)
 
 
-@pytest.mark.parametrize("case", [SGD_ETA, ADAM_INNER, SD3_ADAM_ETA],
-                         ids=["sgd-eta", "adam-3-inner-steps-lr-schedule", "sd3-adam-eta"])
+#: a score-distillation baseline: i.i.d. keyed t, eps and eps_prev per iteration, Adam (its state must resume)
+PDS_ADAM = dict(nfe=20, inner_steps=1, class_path="dreamsampler.tasks.PDSEditTask", extra="""    source_prompt: a red circle
+    guidance_scale: 7.5
+""")
+
+
+@pytest.mark.parametrize("case", [SGD_ETA, ADAM_INNER, SD3_ADAM_ETA, PDS_ADAM],
+                         ids=["sgd-eta", "adam-3-inner-steps-lr-schedule", "sd3-adam-eta", "pds-baseline"])
 def test_sigkill_then_resume_is_bit_identical(red_circle, tmp_path, case):
     kill_at, replay = kill_step(KILL_SEED, f"{case.get('backbone', '')}{case['inner_steps']}", EVERY + 1,
                                 case["nfe"] - 1)

@@ -17,14 +17,14 @@ What a task implements, for a batch of samples:
   ``build_generator(batch)`` the module holding psi (register the batch's tensors as buffers here)
   ``start(batch)``           set psi's start value and return eps_tilde's (``inversion_start`` / ``noise_start``)
   ``targets(z_t, step)``     the ẑ₀ target and the renoising noise, from ``self.backbone``
-and may override ``terms``, ``needs_backbone_grad``, ``after_step``, ``result_images`` / ``result_texts``, and for
-datasets ``check_item`` / ``eval_inputs``. A task's ``__init__`` loads the samples ``fit`` optimizes into
+and may override ``terms``, ``needs_backbone_grad``, ``after_step``, ``result_images`` / ``result_texts``, for
+datasets ``check_item`` / ``eval_inputs``, and ``make_schedule`` / ``resolve_step`` (score distillation: i.i.d.
+iterations, each drawing its own t and noise per sample; ``tasks/distill.py``). A task's ``__init__`` loads the samples ``fit`` optimizes into
 ``self.fit_batch`` (None: the task is a template for ``dreamsampler predict``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import lightning as L
@@ -39,27 +39,10 @@ from ..generators import LatentGenerator
 from ..schedule import Pairing, ReverseSchedule, Schedule, Spacing
 from ..seeding import randn_batch
 from .dataset import DatasetRuns
+from .targets import Targets, proximal_sgd
 
 #: Trainer precisions that would corrupt the reverse steps (see ``setup``).
 _BAD_PRECISIONS = ("16-mixed", "16", "16-true", "bf16-true", "transformer-engine", "transformer-engine-float16")
-
-
-@dataclass
-class Targets:
-    """What the frozen model gives for one reverse step, per sample (B, C, h, w)."""
-
-    z0: Tensor               #: the proximal target ẑ₀ (Tweedie's from the model, or built directly)
-    eps_renoise: Tensor | None  #: the noise carried to the next step before eq. (5)'s mixing (Alg. 3: eps_uc);
-    #: None when every step draws its own noise (score distillation: ``resolve_step``)
-    x0: Tensor | None = None  #: D(ẑ₀) in [0, 1], for tasks whose proximal term lives in pixel space
-
-    def detach(self) -> "Targets":
-        return Targets(*(None if v is None else v.detach() for v in (self.z0, self.eps_renoise, self.x0)))
-
-
-def proximal_sgd(params: Any) -> torch.optim.Optimizer:
-    """SGD with lr 0.5: one step on the summed ``||psi - ẑ₀||^2`` lands exactly on ẑ₀ (latent generator, eq. 7)."""
-    return torch.optim.SGD(params, lr=0.5)
 
 
 def _as_list(x: Any) -> list:
