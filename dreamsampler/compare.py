@@ -35,7 +35,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][\w.+-]*$")
 
 
 def read_config(path: Path) -> dict:
-    """The compare config, checked: ``methods`` (name → ``{class_path, init_args}``), ``data``, optional shared keys."""
+    """The compare config, checked: ``methods`` (name → ``{class_path, init_args}``), ``data``, the shared keys."""
     if not path.is_file():
         raise InputError(f"compare config {str(path)!r} does not exist")
     try:
@@ -266,6 +266,6 @@ def compare_command(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     root, failed = compare(args.config)
     if (root / "compare.md").is_file():
-        print(f"dreamsampler: wrote {root / 'compare.md'}, {root / 'compare.html'}\n{(root / 'compare.md').read_text()}",
-              flush=True)
+        md = (root / "compare.md").read_text()
+        print(f"dreamsampler: wrote {root / 'compare.md'}, {root / 'compare.html'}\n{md}", flush=True)
     return failed

@@ -35,7 +35,8 @@ class FlowBackbone(Backbone):
     def level(self, t: Any) -> Level:
         """Sigma = t / num_train_timesteps; for a (B,) tensor of timesteps, (B, 1, 1, 1) levels on the device."""
         if isinstance(t, Tensor) and t.dim() > 0:
-            sigma = (t.double().clamp(min=0) / self.num_train_timesteps).view(-1, 1, 1, 1).to(self.device, torch.float32)
+            sigma = (t.double().clamp(min=0) / self.num_train_timesteps).view(-1, 1, 1, 1)
+            sigma = sigma.to(self.device, torch.float32)
             return Level(1 - sigma, sigma)
         return Level.flow(max(float(t), 0.0) / self.num_train_timesteps)
 

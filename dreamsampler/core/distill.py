@@ -26,17 +26,17 @@ def sds_grad(eps_guided: Tensor, noise: Tensor, weight: Tensor | float) -> Tenso
 
 
 def dds_grad(eps_target: Tensor, eps_source: Tensor) -> Tensor:
-    """DDS (Hertz et al. 2023, Delta Denoising Score): ``eps_hat_omega(z_t^tgt, c_tgt) - eps_hat_omega(z_t^src, c_src)`` with t
-    and eps shared by the two branches (weight 1, as the official notebook)."""
+    """DDS (Hertz et al. 2023, Delta Denoising Score): ``eps_hat_omega(z_t^tgt, c_tgt) - eps_hat_omega(z_t^src,
+    c_src)`` with t and eps shared by the two branches (weight 1, as the official notebook)."""
     return eps_target - eps_source
 
 
 def pds_noise(x0: Tensor, x_t: Tensor, eps_hat: Tensor, noise_prev: Tensor, level_t: Level, level_prev: Level,
               beta_t: Tensor | float) -> Tensor:
-    """PDS (Koo et al. 2024, Posterior Distillation Sampling): the stochastic latent ``(x_prev - mu(x_t, eps_hat)) / sigma_t`` of one branch,
-    with ``x_prev = renoise(x0, noise_prev, level_prev)`` and the DDPM posterior mean ``mu = c0 z0_hat + c1 x_t``,
-    written as the official ``pds.py``: coefficients from the *single-step* ``beta_t`` even though t_prev = t - 2
-    (which leaves an implicit pull toward the source; kept to match the official results)."""
+    """PDS (Koo et al. 2024, Posterior Distillation Sampling): the stochastic latent ``(x_prev - mu(x_t, eps_hat)) /
+    sigma_t`` of one branch, with ``x_prev = renoise(x0, noise_prev, level_prev)`` and the DDPM posterior mean ``mu
+    = c0 z0_hat + c1 x_t``, written as the official ``pds.py``: coefficients from the *single-step* ``beta_t`` even
+    though t_prev = t - 2 (which leaves an implicit pull toward the source; kept to match the official results)."""
     ab_t, ab_prev = level_t.alpha_bar, level_prev.alpha_bar
     sigma_t = ((1 - ab_prev) / (1 - ab_t) * beta_t) ** 0.5
     c0 = ab_prev ** 0.5 * beta_t / (1 - ab_t)

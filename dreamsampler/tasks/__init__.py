@@ -12,7 +12,8 @@ from .svg_reconstruct import SVGReconstructTask
 from .swap import SDEditTask, WordSwapEditTask
 from .validated import ValidatedTask
 
-__all__ = ["DDS", "PDS", "SDS", "DistillSVGTask", "LatentDPSTask", "PDSSVGTask", "SDSTextToSVGTask", "DDSEditTask", "DistillEditTask", "DreamSamplerTask", "EditSample", "EditTask", "GenerateSample",
-           "GenerateTask", "Hole", "InpaintSample", "InpaintTask", "PDSEditTask", "Region", "SDEditTask",
-           "SDSEditTask", "SVGReconstructTask", "SVGSample", "ScoreDistillation", "TRegInpaintTask", "Targets",
-           "TextToSVGTask", "ValidatedTask", "WordSwapEditTask", "proximal_sgd"]
+__all__ = ["DDS", "DDSEditTask", "DistillEditTask", "DistillSVGTask", "DreamSamplerTask", "EditSample", "EditTask",
+           "GenerateSample", "GenerateTask", "Hole", "InpaintSample", "InpaintTask", "LatentDPSTask", "PDS",
+           "PDSEditTask", "PDSSVGTask", "Region", "SDEditTask", "SDS", "SDSEditTask", "SDSTextToSVGTask",
+           "SVGReconstructTask", "SVGSample", "ScoreDistillation", "TRegInpaintTask", "Targets", "TextToSVGTask",
+           "ValidatedTask", "WordSwapEditTask", "proximal_sgd"]

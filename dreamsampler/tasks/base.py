@@ -19,8 +19,8 @@ What a task implements, for a batch of samples:
   ``targets(z_t, step)``     the ẑ₀ target and the renoising noise, from ``self.backbone``
 and may override ``terms``, ``needs_backbone_grad``, ``after_step``, ``result_images`` / ``result_texts``, for
 datasets ``check_item`` / ``eval_inputs``, and ``make_schedule`` / ``resolve_step`` (score distillation: i.i.d.
-iterations, each drawing its own t and noise per sample; ``tasks/distill.py``). A task's ``__init__`` loads the samples ``fit`` optimizes into
-``self.fit_batch`` (None: the task is a template for ``dreamsampler predict``).
+iterations, each drawing its own t and noise per sample; ``tasks/distill.py``). A task's ``__init__`` loads the
+samples ``fit`` optimizes into ``self.fit_batch`` (None: the task is a template for ``dreamsampler predict``).
 """
 
 from __future__ import annotations

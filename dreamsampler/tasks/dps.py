@@ -19,11 +19,11 @@ from .svg_reconstruct import SVGReconstructTask
 class LatentDPSTask(SVGReconstructTask):
     """Latent DPS (Chung et al. 2023, in a latent diffusion model as in PSLD without its gluing term) for the
     measurements of ``SVGReconstructTask``: from z_T = noise, each step takes the CFG Tweedie estimate ẑ₀(c_y) and
-    its correction ``- zeta d||y - A D(ẑ₀)||_2 / dz_t`` (through the denoiser and the decoder, ``needs_backbone_grad``)
-    as the proximal target of a latent psi, renoised with the guided eps (DDIM, eta 0); the last step is a plain
-    Tweedie step. The result is a raster (``<name>.png``): the Fig. 5 pipeline vectorizes it (``raster_dir`` of
-    ``SDSTextToSVGTask`` / ``PDSSVGTask``). Samples as ``SVGReconstructTask`` (``prompt``, ``image`` |
-    ``measurement``); its SVG arguments (paths, learning rates, ...) are not used.
+    its correction ``- zeta d||y - A D(ẑ₀)||_2 / dz_t`` (through the denoiser and the decoder) as the proximal
+    target of a latent psi, renoised with the guided eps (DDIM, eta 0); the last step is a plain Tweedie step. The
+    result is a raster (``<name>.png``): the Fig. 5 pipeline vectorizes it (``raster_dir`` of ``SDSTextToSVGTask`` /
+    ``PDSSVGTask``). Samples as ``SVGReconstructTask`` (``prompt``, ``image`` | ``measurement``); its SVG arguments
+    (paths, learning rates, ...) are not used.
 
     Args:
         zeta: DPS step size on the residual norm (DPS's 1.0 for super-resolution).

@@ -278,8 +278,9 @@ class InpaintTask(ValidatedTask):
 
 class TRegInpaintTask(InpaintTask):
     """TReg (Kim et al. 2024), the inpainting baseline of Table 2, on the same step: the data-consistency solve
-    starts from the text-guided estimate ``(1 - omega) z0(c_∅) + omega z0(c_tgt)`` instead of z0(c_∅) (``treg_omega``,
-    default 3; see ``InpaintTask``), so both methods share everything else (schedule, CG, DS steps, metrics)."""
+    starts from the text-guided estimate ``(1 - omega) z0(c_∅) + omega z0(c_tgt)`` instead of z0(c_∅)
+    (``treg_omega``, default 3; see ``InpaintTask``), so both methods share everything else (schedule, CG, DS steps,
+    metrics)."""
 
     def __init__(self, treg_omega: float = 3.0, **kwargs) -> None:
         super().__init__(treg_omega=treg_omega, **kwargs)

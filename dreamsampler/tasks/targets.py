@@ -23,5 +23,6 @@ class Targets:
 
 
 def proximal_sgd(params: Any) -> torch.optim.Optimizer:
-    """SGD with lr 0.5: one step on the summed ``||psi - ẑ₀||^2`` lands exactly on ẑ₀ (latent generator, eq. 7)."""
+    """SGD with lr 0.5: one step on the summed ``||psi - ẑ₀||^2`` lands exactly on ẑ₀ (latent generator,
+    eq. 7)."""
     return torch.optim.SGD(params, lr=0.5)
