@@ -206,15 +206,17 @@ def gallery(root: Path, items: list[dict], per_method: dict[str, list[dict]], ta
                                                             f"{item['name']}_measurement.png").is_file()), None)
                 for item in items}                      # what an inverse-problem method saw, when one wrote it
     with_y = any(measured.values())
-    out += ["</table>", "<h2>Samples</h2>", "<table><tr><th>sample</th><th>source / truth</th>"
+    with_src = any(item.get("measurement") or item.get("image") for item in items)   # text-to-X has none
+    out += ["</table>", "<h2>Samples</h2>", "<table><tr><th>sample</th>" + "<th>source / truth</th>" * with_src
             + "<th>measurement</th>" * with_y + "".join(f"<th>{esc(m)}</th>" for m in per_method) + "</tr>"]
     for item in items:
         name = item["name"]
         text = item.get("prompt") or "; ".join(p.get("prompt", "") for k in ("regions", "holes")
                                                for p in item.get(k) or [] if isinstance(p, dict))
         source = item.get("measurement") or item.get("image")
-        row = [f"<td><b>{esc(name)}</b><br>{esc(str(item.get('group') or ''))}<br><i>{esc(text)}</i></td>",
-               f"<td><img src=\"{rel(source)}\" alt=\"source\"></td>" if source else "<td>–</td>"]
+        row = [f"<td><b>{esc(name)}</b><br>{esc(str(item.get('group') or ''))}<br><i>{esc(text)}</i></td>"]
+        if with_src:
+            row.append(f"<td><img src=\"{rel(source)}\" alt=\"source\"></td>" if source else "<td>–</td>")
         if with_y:
             y = measured[name]
             row.append(f"<td><img src=\"{rel(y)}\" alt=\"measurement\"></td>" if y else "<td>–</td>")

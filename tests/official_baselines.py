@@ -4,6 +4,7 @@
 - DDS: google/prompt-to-prompt ``DDS_zeroshot.ipynb`` (9c472e4): ``DDSLoss.get_dds_loss`` + ``image_optimization``
 - PDS: KAIST-Visual-AI-Group/PDS ``pds/pds.py`` (e4e0da3): ``PDS.__call__(method="pds")``
 - SDEdit: diffusers' img2img recipe on ``DDIMScheduler.step`` (strength, ``add_noise``, the last int(N s) steps)
+- DDIM + word swap: ``DDIMInverseScheduler`` with the source prompt, then ``DDIMScheduler`` with the target's CFG
 
 Only the random draws (t and the noises) come from ``dreamsampler.seeding``, so both sides see the same t and noise.
 Used by ``tests/test_baselines.py`` (equality) and ``tools/bench_baselines.py`` (overhead).
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler
+from diffusers import DDIMInverseScheduler, DDIMScheduler
 
 from dreamsampler import seeding
 from dreamsampler.io.images import load_image
@@ -150,6 +151,26 @@ def plain_sdedit(raw, item, nfe, strength, omega):
         z = sched.add_noise(z, noise, ts[:1])
         emb = torch.cat([raw.text(""), raw.text(item["prompt"])])
         for t in ts:
+            e_u, e_c = raw.unet(torch.cat([z] * 2), t.repeat(2), emb).chunk(2)
+            out = sched.step(e_u + omega * (e_c - e_u), t, z)
+            z = out.prev_sample
+    return out.pred_original_sample
+
+
+def plain_word_swap(raw, item, nfe, omega):
+    """DDIM inversion + word swap on diffusers' schedulers: ``DDIMInverseScheduler`` (from alpha_bar = 1) with the
+    source prompt alone, then ``DDIMScheduler`` steps with CFG on the target prompt; the last pred_original_sample."""
+    inverse = DDIMInverseScheduler.from_config(raw.sched.config, set_alpha_to_one=True)
+    inverse.set_timesteps(nfe)
+    with torch.no_grad():
+        z = raw.latent(item["image"])
+        c_src = raw.text(item["source_prompt"])
+        for t in inverse.timesteps:
+            z = inverse.step(raw.unet(z, t.repeat(1), c_src), t, z).prev_sample
+        sched = raw.sched
+        sched.set_timesteps(nfe)
+        emb = torch.cat([raw.text(""), raw.text(item["prompt"])])
+        for t in sched.timesteps:
             e_u, e_c = raw.unet(torch.cat([z] * 2), t.repeat(2), emb).chunk(2)
             out = sched.step(e_u + omega * (e_c - e_u), t, z)
             z = out.prev_sample

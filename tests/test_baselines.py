@@ -9,8 +9,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from dreamsampler.errors import InputError
-from dreamsampler.tasks import DDSEditTask, PDSEditTask, SDEditTask, SDSEditTask
-from official_baselines import Raw, plain_dds, plain_pds, plain_sdedit, plain_sds
+from dreamsampler.tasks import DDSEditTask, PDSEditTask, SDEditTask, SDSEditTask, WordSwapEditTask
+from official_baselines import Raw, plain_dds, plain_pds, plain_sdedit, plain_sds, plain_word_swap
 
 SIZE, SEED = 16, 3
 
@@ -72,6 +72,15 @@ def test_sdedit_equals_diffusers_img2img(tiny_backbone, two_images, one_torch_th
         assert err < 1e-4, err
 
 
+def test_word_swap_equals_diffusers_inversion_then_sampling(tiny_backbone, two_images, one_torch_thread):
+    raw = Raw(tiny_backbone, SIZE, SEED)
+    psi = ours(WordSwapEditTask, tiny_backbone, two_images, nfe=10, omega=3.0)
+    for b, item in enumerate(two_images):
+        err = close(psi[b:b + 1], plain_word_swap(raw, item, 10, 3.0))
+        print(f"word swap sample {b}: {err:.2e}")
+        assert err < 1e-4, err
+
+
 def test_sample_alone_equals_sample_in_batch(tiny_backbone, two_images, one_torch_thread):
     """t and noise are keyed by the sample's name: its run does not depend on its batch."""
     both = ours(DDSEditTask, tiny_backbone, two_images, nfe=6)
@@ -93,3 +102,21 @@ def test_baseline_input_errors(tiny_backbone, two_images):
         task = SDSEditTask(backbone="tiny", size=SIZE, t_range=(20, 1000))
         task.backbone = tiny_backbone
         task.prepare_batch(task.load_batch(two_images[:1]))
+
+
+@pytest.mark.parametrize("family", ["tiny-v", "tiny-xl", "tiny-sd3", "tiny-flux"])
+def test_distillation_runs_on_every_family(family, two_images, one_torch_thread):
+    """Per-sample timesteps and levels reach every family's denoiser (v-prediction, SDXL, SD3 and Flux flows);
+    PDS, defined by the DDPM posterior, refuses a flow with one clear error per sample."""
+    from dreamsampler.backbones import Backbone
+
+    bb = Backbone.load(family)
+    for cls in (SDSEditTask, DDSEditTask, PDSEditTask):
+        task = cls(backbone=family, size=32, nfe=3, seed=SEED)
+        task.backbone = bb
+        results = task.predict_samples(two_images)
+        if cls is PDSEditTask and bb.prediction_type == "flow":
+            assert all("variance-preserving" in r["error"] for r in results), results
+            continue
+        assert all("error" not in r for r in results), (cls.__name__, results)
+        assert bool(torch.isfinite(task.generator.psi).all())
