@@ -21,6 +21,7 @@ import json
 import os
 import re
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,8 @@ def run_methods(cfg: dict, root: Path) -> tuple[dict[str, dict], list[dict], boo
     from .callbacks import WritePredictions
     from .cli import DreamSamplerCLI, input_error
 
+    # each method is one in-process LightningCLI; its "args and sys.argv both given" notice is about this, not an error
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     stats, items, rank_zero = {}, [], True
     for name, model in cfg["methods"].items():
         run_cfg = {k: cfg[k] for k in SHARED_KEYS if k in cfg}
