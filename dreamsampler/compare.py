@@ -138,6 +138,7 @@ def _sets(run: Path) -> dict[str, float]:
 def summary(per_method: dict[str, list[dict]], sets: dict[str, dict] | None = None) -> list[dict]:
     """compare.csv rows: per method, per group ("" = all samples), per metric: mean, 95 % interval, n; set-level
     metrics (FID) as one value (no interval)."""
+    from .evaluate import _finite
     from .metrics import mean_ci
 
     out = []
@@ -146,7 +147,7 @@ def summary(per_method: dict[str, list[dict]], sets: dict[str, dict] | None = No
         for g in groups:
             sub = [r for r in rows if not g or r.get("group") == g]
             for metric in dict.fromkeys(k for r in sub for k in r if k not in ("name", "group")):
-                values = [r[metric] for r in sub if metric in r and torch.isfinite(torch.tensor(r[metric]))]
+                values = _finite(sub, metric)
                 if not values:
                     continue
                 mean, low, high = mean_ci(torch.tensor(values, dtype=torch.float64))

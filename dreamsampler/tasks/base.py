@@ -148,6 +148,12 @@ class DreamSamplerTask(DatasetRuns, L.LightningModule):
         Score distillation draws each sample's t and noise here (``dreamsampler.tasks.distill``)."""
         return step
 
+    @staticmethod
+    def is_last_step(step: dict) -> bool:
+        """The last reverse step (it goes to ``t_prev = -1``, ``schedule.reverse_steps``): a DPS correction there
+        would only move a z_t that is never used, so DPS tasks take a plain Tweedie step."""
+        return float(step["t_prev"]) < 0
+
     def needs_backbone_grad(self, step: dict) -> bool:
         """Whether ``targets`` needs d/dz_t through the frozen nets this step (DPS); ``z_t`` then requires grad."""
         return False

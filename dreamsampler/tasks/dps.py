@@ -44,9 +44,6 @@ class LatentDPSTask(SVGReconstructTask):
         """psi = 0, eps_tilde ~ N(0, I): z_T = s_T eps (Alg. 2)."""
         return self.noise_start()
 
-    def is_last_step(self, step: dict) -> bool:
-        return int(step["step"]) == len(self.schedule) - 1
-
     def needs_backbone_grad(self, step: dict) -> bool:
         return not self.is_last_step(step)
 

@@ -210,11 +210,6 @@ class InpaintTask(ValidatedTask):
         i = int(step["step"])
         return i % self.ds_every == 0 and i < self.ds_until * self.nfe
 
-    def is_last_step(self, step: dict) -> bool:
-        """The official code outputs D(ẑ₀) of the last step: a DPS correction there would only move z_t, which
-        the official loop then discards — so the last DPS step is a plain Tweedie step."""
-        return float(step["t_prev"]) < 0          # the last step goes to t_prev = -1 (schedule.reverse_steps)
-
     def needs_backbone_grad(self, step: dict) -> bool:
         return not self.is_ds_step(step) and not self.is_last_step(step)
 

@@ -22,6 +22,7 @@ from ..data.checks import file_exists, prompt_ok, unknown_keys
 from ..errors import InputError
 from ..generators import SVGGenerator
 from ..generators.vectorize import fit_paths, mse_to, seed_circles
+from ..io.images import load_image
 from ..seeding import randn_batch
 from .base import DreamSamplerTask, Targets
 
@@ -206,6 +207,12 @@ class TextToSVGTask(DreamSamplerTask):
             return out
         z0 = ddim_sample(guided, z_T, steps)
         return self.decode_latent(z0), kept.get("eps", z_T)
+
+    def eval_inputs(self, item: dict) -> dict:
+        """The prompt, and the clean ``image`` when the sample has one (reconstruction and the baselines scored
+        against a ground truth)."""
+        truth = load_image(item["image"], self.size) if item.get("image") else None
+        return {"prompt": item.get("prompt"), **({"truth": truth} if truth is not None else {})}
 
     # ------------------------------------------------------------------ the step
     @property

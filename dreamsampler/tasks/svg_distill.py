@@ -51,11 +51,6 @@ class DistillSVGTask(TextToSVGTask):
         if raster_dir is not None and not Path(raster_dir).is_dir():
             raise InputError(f"raster_dir {raster_dir!r} is not a folder (it holds <name>.png rasters to vectorize)")
 
-    def eval_inputs(self, item: dict) -> dict:
-        """The prompt, and the clean ``image`` when the sample has one (reconstruction metrics)."""
-        truth = load_image(item["image"], self.size) if item.get("image") else None
-        return {"prompt": item.get("prompt"), **({"truth": truth} if truth is not None else {})}
-
     def raster_steps(self) -> list[dict]:
         return self.backbone.schedule(self.raster_nfe, self.size, self.spacing, None, self.pairing).steps
 

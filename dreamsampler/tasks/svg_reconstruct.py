@@ -85,11 +85,6 @@ class SVGReconstructTask(TextToSVGTask):
         return problems + [p for key in ("image", "measurement") if item.get(key) is not None
                            for p in file_exists(item[key], key)]
 
-    def eval_inputs(self, item: dict) -> dict:
-        """The clean image when the sample has one (reconstruction metrics), and the prompt."""
-        truth = load_image(item["image"], self.size) if item.get("image") else None
-        return {"prompt": item.get("prompt"), **({"truth": truth} if truth is not None else {})}
-
     def load_batch(self, items: Sequence[SVGSample | dict]) -> SVGBatch:
         batch = super().load_batch(items)
         samples = [_sample(it) for it in items]
